@@ -1,0 +1,249 @@
+"""The HTTP API for VMS clients: cameras, recordings with gaps, playable MP4 of a range."""
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from nvr import __version__
+from nvr.api.timerange import parse_time_range
+from nvr.config import Config
+from nvr.errors import NotFound, RequestError
+from nvr.export.clip import ClipPlan, ClipSource, plan_clip
+from nvr.ingest.events import CameraState, CameraStatus
+from nvr.log import fields, redact_url
+from nvr.timeutil import format_rfc3339
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 256 * 1024
+
+
+@dataclass
+class ApiContext:
+    """What the handlers need: the config, live camera states and the index."""
+
+    config: Config
+    states: dict[str, CameraState]
+    index: Any
+    index_call: Callable[..., Awaitable[Any]]
+
+
+CONTEXT = web.AppKey("context", ApiContext)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(
+        data, status=status, dumps=lambda v: json.dumps(v, indent=1)
+    )
+
+
+@web.middleware
+async def _errors(
+    request: web.Request,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """Turns request errors into JSON answers naming the problem."""
+    try:
+        return await handler(request)
+    except RequestError as exc:
+        return _json({"error": {"status": exc.status, "message": str(exc)}}, exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        return _json(
+            {"error": {"status": exc.status, "message": exc.reason}}, exc.status
+        )
+
+
+def _camera_or_404(context: ApiContext, camera_id: str) -> None:
+    if not any(camera.id == camera_id for camera in context.config.cameras):
+        raise NotFound(f"unknown camera {camera_id!r}")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _json({"status": "ok", "version": __version__})
+
+
+async def list_cameras(request: web.Request) -> web.Response:
+    context = request.app[CONTEXT]
+    cameras = []
+    for camera in context.config.cameras:
+        state = context.states.get(camera.id) or CameraState(
+            camera.id, CameraStatus.CONNECTING
+        )
+        last_packet = state.last_packet_us
+        cameras.append(
+            {
+                "id": camera.id,
+                "group": camera.group,
+                "url": redact_url(camera.url),
+                "state": state.status.value,
+                "last_packet_time": format_rfc3339(last_packet)
+                if last_packet
+                else None,
+                "bitrate_bps": state.bitrate_bps,
+                "packets": state.packets,
+                "reconnects": state.reconnects,
+                "last_error": state.last_error,
+            }
+        )
+    return _json({"cameras": cameras})
+
+
+def _segment_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "run_id": row.run_id,
+        "start": format_rfc3339(row.start_us),
+        "end": format_rfc3339(row.end_us),
+        "media_duration_s": round(row.media_duration / row.timescale, 6),
+        "bytes": row.bytes,
+        "video_codec": row.video_codec,
+        "audio_codec": row.audio_codec,
+        "width": row.width,
+        "height": row.height,
+        "sha256": row.sha256,
+        "tier": "local",
+    }
+
+
+async def list_recordings(request: web.Request) -> web.Response:
+    context = request.app[CONTEXT]
+    camera_id = request.match_info["camera_id"]
+    _camera_or_404(context, camera_id)
+    span = parse_time_range(request.query)
+    segments = await context.index_call(
+        context.index.segments_overlapping, camera_id, span.start_us, span.end_us
+    )
+    gaps = await context.index_call(
+        context.index.gaps_overlapping, camera_id, span.start_us, span.end_us
+    )
+    gap_list = [
+        {
+            "start": format_rfc3339(g.start_us),
+            "end": format_rfc3339(g.end_us),
+            "reason": g.reason,
+        }
+        for g in gaps
+    ]
+    gap_list.extend(_open_gap(context, camera_id, segments, span.end_us))
+    return _json(
+        {
+            "camera": camera_id,
+            "start": format_rfc3339(span.start_us),
+            "end": format_rfc3339(span.end_us),
+            "segments": [_segment_json(row) for row in segments],
+            "gaps": gap_list,
+        }
+    )
+
+
+def _open_gap(
+    context: ApiContext, camera_id: str, segments: list[Any], range_end_us: int
+) -> list[dict[str, Any]]:
+    """While a camera is down, the time since its last segment is a gap still open."""
+    state = context.states.get(camera_id)
+    if state is None or state.status == CameraStatus.RECORDING or not segments:
+        return []
+    last_end_us = segments[-1].end_us
+    if last_end_us >= range_end_us:
+        return []
+    return [
+        {
+            "start": format_rfc3339(last_end_us),
+            "end": None,
+            "reason": state.status.value,
+        }
+    ]
+
+
+async def _plan(request: web.Request) -> ClipPlan:
+    context = request.app[CONTEXT]
+    camera_id = request.match_info["camera_id"]
+    _camera_or_404(context, camera_id)
+    span = parse_time_range(request.query)
+    rows = await context.index_call(
+        context.index.segments_overlapping, camera_id, span.start_us, span.end_us
+    )
+    if not rows:
+        raise NotFound(f"no recording of {camera_id!r} in the requested range")
+    root = Path(context.config.storage.root)
+    sources = [
+        ClipSource(
+            path=root / row.path,
+            start_us=row.start_us,
+            end_us=row.end_us,
+            timescale=row.timescale,
+            keyframes=tuple(row.keyframes),
+            size=row.bytes,
+        )
+        for row in rows
+    ]
+    return await asyncio.to_thread(plan_clip, sources, span.start_us, span.end_us)
+
+
+def _byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
+    """The requested byte range as [first, last + 1), None for the whole body."""
+    if "Range" not in request.headers:
+        return None
+    unsatisfiable = {"Content-Range": f"bytes */{size}"}
+    try:
+        wanted = request.http_range
+    except ValueError as exc:
+        raise web.HTTPRequestRangeNotSatisfiable(headers=unsatisfiable) from exc
+    first = wanted.start
+    stop = wanted.stop
+    if first is None:
+        return None
+    if first < 0:  # a suffix range: the last -first bytes
+        first, stop = max(size + first, 0), size
+    stop = size if stop is None else min(stop, size)
+    if first >= size or stop <= first:
+        raise web.HTTPRequestRangeNotSatisfiable(headers=unsatisfiable)
+    return first, stop
+
+
+async def video_mp4(request: web.Request) -> web.StreamResponse:
+    plan = await _plan(request)
+    wanted = _byte_range(request, plan.size)
+    first, stop = wanted if wanted is not None else (0, plan.size)
+    response = web.StreamResponse(status=206 if wanted is not None else 200)
+    response.content_type = "video/mp4"
+    response.content_length = stop - first
+    response.headers["Accept-Ranges"] = "bytes"
+    response.headers["X-Clip-Start"] = format_rfc3339(plan.start_us)
+    response.headers["X-Clip-End"] = format_rfc3339(plan.end_us)
+    if wanted is not None:
+        response.headers["Content-Range"] = f"bytes {first}-{stop - 1}/{plan.size}"
+    await response.prepare(request)
+    if request.method == "HEAD":
+        return response
+    offset = first
+    while offset < stop:
+        length = min(CHUNK_BYTES, stop - offset)
+        chunk = await asyncio.to_thread(plan.read, offset, length)
+        await response.write(chunk)
+        offset += length
+    await response.write_eof()
+    log.debug(
+        "clip served %s",
+        fields(camera=request.match_info["camera_id"], bytes=stop - first),
+    )
+    return response
+
+
+def make_app(context: ApiContext) -> web.Application:
+    """The aiohttp application serving the v1 API."""
+    app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
+    app[CONTEXT] = context
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/v1/cameras", list_cameras)
+    app.router.add_get("/api/v1/cameras/{camera_id}/recordings", list_recordings)
+    app.router.add_get("/api/v1/cameras/{camera_id}/video.mp4", video_mp4)
+    return app

@@ -1,0 +1,66 @@
+"""The nvr error tree; every error nvr raises on purpose derives from NvrError.
+
+    NvrError
+    ├── ConfigError            the config file is missing, malformed or invalid
+    ├── CameraError            one camera's stream failed; the supervisor retries it
+    │   ├── CameraUnreachable  connect, DESCRIBE or read failed or timed out
+    │   ├── CameraStalled      connected, but no packet arrived within the stall limit
+    │   └── StreamUnsupported  the stream has no video track nvr can store
+    ├── StorageError           writing, fsyncing or renaming a segment file failed
+    ├── MediaError             a segment file is truncated or not the fMP4 nvr expects
+    └── RequestError           an API request is invalid (mapped to a 4xx answer)
+        ├── NotFound           unknown camera, or no recording in the range
+        └── BadRange           malformed time, end before start, range too long
+
+Library errors are wrapped with ``raise ... from`` so the cause stays in the traceback.
+"""
+
+
+class NvrError(Exception):
+    """Base of every error nvr raises on purpose."""
+
+
+class ConfigError(NvrError):
+    """The configuration is missing, malformed or fails validation."""
+
+
+class CameraError(NvrError):
+    """One camera's stream failed; recovery is a reconnect."""
+
+
+class CameraUnreachable(CameraError):
+    """Connecting to the camera, or reading from it, failed or timed out."""
+
+
+class CameraStalled(CameraError):
+    """The connection is up but no packet arrived within the stall limit."""
+
+
+class StreamUnsupported(CameraError):
+    """The stream carries no video track that nvr can store."""
+
+
+class StorageError(NvrError):
+    """A segment file could not be written, fsynced or renamed into place."""
+
+
+class MediaError(NvrError):
+    """A segment file is truncated or not the fragmented MP4 nvr writes."""
+
+
+class RequestError(NvrError):
+    """An API request is invalid; ``status`` is the HTTP status to answer with."""
+
+    status = 400
+
+
+class NotFound(RequestError):
+    """The camera is unknown or the range holds no recording."""
+
+    status = 404
+
+
+class BadRange(RequestError):
+    """A time is malformed, the range is inverted, or it is too long."""
+
+    status = 400

@@ -1,0 +1,290 @@
+"""The supervisor: spreads cameras over worker processes, indexes what they record.
+
+It runs on the asyncio loop of ``nvr serve``. Workers send events over pipes; the
+supervisor reads them with ``loop.add_reader`` and hands index writes to the single
+index thread, so the order "segment file durable, then row committed" holds: a worker
+sends SegmentClosed only after the file is fsynced and renamed into place.
+"""
+
+import asyncio
+import logging
+import multiprocessing
+import multiprocessing.connection
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any, TypeVar
+
+from nvr.config import CameraConfig, Config
+from nvr.errors import NvrError
+from nvr.ingest.events import CameraState, CameraStatus, Event, RunEnded, SegmentClosed
+from nvr.ingest.reconcile import recover_camera
+from nvr.ingest.worker import STOP, worker_main
+from nvr.log import fields
+from nvr.timeutil import format_rfc3339
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+IndexCall = Callable[..., Awaitable[Any]]
+
+# A dead worker is restarted after this delay, doubled per quick death, capped.
+RESTART_DELAY_S = (0.5, 10.0)
+
+
+@dataclass
+class Worker:
+    """One worker process and the cameras it records."""
+
+    worker_id: int
+    cameras: list[CameraConfig]
+    process: BaseProcess | None = None
+    conn: multiprocessing.connection.Connection | None = None
+    restarts: int = 0
+    started_monotonic_s: float = 0.0
+    events: int = 0
+    camera_ids: list[str] = field(default_factory=list)
+
+
+def shard(cameras: Sequence[CameraConfig], per_worker: int) -> list[list[CameraConfig]]:
+    """Splits cameras into shards of at most ``per_worker``, evenly sized."""
+    if not cameras:
+        return []
+    count = -(-len(cameras) // per_worker)
+    return [list(cameras[i::count]) for i in range(count)]
+
+
+class Supervisor:
+    """Owns the worker processes and the live state of every camera."""
+
+    def __init__(
+        self,
+        config: Config,
+        cameras: Sequence[CameraConfig],
+        index_call: IndexCall,
+        index: Any,
+        log_level: str = "INFO",
+    ) -> None:
+        self._config = config
+        self._index_call = index_call
+        self._index = index
+        self._log_level = log_level
+        self._context = multiprocessing.get_context("spawn")
+        self._workers = [
+            Worker(i, shard_cameras, camera_ids=[c.id for c in shard_cameras])
+            for i, shard_cameras in enumerate(
+                shard(cameras, config.recording.cameras_per_worker)
+            )
+        ]
+        self.states: dict[str, CameraState] = {
+            camera.id: CameraState(camera.id, CameraStatus.CONNECTING)
+            for camera in cameras
+        }
+        self._monitor: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._pending: set[asyncio.Task[None]] = set()
+
+    @property
+    def workers(self) -> list[Worker]:
+        return self._workers
+
+    async def start(self) -> None:
+        """Recovers what an earlier run left behind, then starts every worker."""
+        for worker in self._workers:
+            await self._recover(worker.cameras)
+            self._spawn(worker)
+        self._monitor = asyncio.create_task(
+            self._watch_workers(), name="worker-monitor"
+        )
+
+    async def stop(self, timeout_s: float = 20.0) -> None:
+        """Asks workers to close their segments, waits, and indexes their last events."""
+        self._stopping = True
+        if self._monitor is not None:
+            self._monitor.cancel()
+        for worker in self._workers:
+            if worker.conn is not None:
+                try:
+                    worker.conn.send(STOP)
+                except OSError:
+                    pass
+        deadline = time.monotonic() + timeout_s
+        for worker in self._workers:
+            await self._join(worker, deadline)
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def _join(self, worker: Worker, deadline: float) -> None:
+        process = worker.process
+        if process is None:
+            return
+        await asyncio.to_thread(process.join, max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            log.error(
+                "worker did not stop; killing it %s", fields(worker=worker.worker_id)
+            )
+            process.kill()
+        self._detach(worker)
+
+    # -- workers ------------------------------------------------------------------------
+
+    def _spawn(self, worker: Worker) -> None:
+        parent_conn, child_conn = self._context.Pipe(duplex=True)
+        process = self._context.Process(
+            target=worker_main,
+            args=(
+                worker.worker_id,
+                worker.cameras,
+                self._config.recording,
+                str(self._config.storage.root),
+                child_conn,
+                self._log_level,
+            ),
+            name=f"nvr-worker-{worker.worker_id}",
+            daemon=True,
+        )
+        process.start()
+        child_conn.close()
+        worker.process = process
+        worker.conn = parent_conn
+        worker.started_monotonic_s = time.monotonic()
+        asyncio.get_running_loop().add_reader(parent_conn.fileno(), self._drain, worker)
+        log.info(
+            "worker spawned %s",
+            fields(
+                worker=worker.worker_id,
+                pid=process.pid,
+                cameras=",".join(worker.camera_ids),
+            ),
+        )
+
+    def _detach(self, worker: Worker) -> None:
+        if worker.conn is None:
+            return
+        self._drain(worker)
+        try:
+            asyncio.get_running_loop().remove_reader(worker.conn.fileno())
+        except (OSError, ValueError):
+            pass
+        worker.conn.close()
+        worker.conn = None
+
+    def _drain(self, worker: Worker) -> None:
+        """Reads every event waiting on a worker's pipe (called by the loop's reader)."""
+        conn = worker.conn
+        if conn is None:
+            return
+        try:
+            while conn.poll():
+                event = conn.recv()
+                worker.events += 1
+                self._dispatch(event)
+        except (EOFError, OSError):
+            # The worker is gone; its monitor restarts it. Stop watching the dead pipe.
+            try:
+                asyncio.get_running_loop().remove_reader(conn.fileno())
+            except (OSError, ValueError):
+                pass
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, CameraState):
+            self._update_state(event)
+            return
+        task = asyncio.get_running_loop().create_task(self._index_event(event))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def _update_state(self, state: CameraState) -> None:
+        previous = self.states.get(state.camera_id)
+        self.states[state.camera_id] = state
+        if previous is None or previous.status != state.status:
+            level = (
+                logging.INFO if state.status != CameraStatus.FAILED else logging.WARNING
+            )
+            log.log(
+                level,
+                "camera %s %s",
+                state.status.value,
+                fields(camera=state.camera_id, error=state.last_error or "-"),
+            )
+
+    async def _index_event(self, event: SegmentClosed | RunEnded) -> None:
+        try:
+            if isinstance(event, SegmentClosed):
+                segment_id = await self._index_call(self._index.add_segment, event)
+                log.info(
+                    "segment indexed %s",
+                    fields(
+                        camera=event.camera_id,
+                        segment=segment_id,
+                        start=format_rfc3339(event.start_us),
+                        end=format_rfc3339(event.end_us),
+                        bytes=event.bytes,
+                    ),
+                )
+            else:
+                await self._index_call(
+                    self._index.end_run,
+                    event.camera_id,
+                    event.run_id,
+                    event.end_us,
+                    event.reason,
+                )
+        except NvrError as exc:
+            # The file stays on disk; startup reconciliation offers it to the index again.
+            log.error(
+                "index write failed %s", fields(camera=event.camera_id, error=exc)
+            )
+
+    async def _watch_workers(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(0.5)
+            for worker in self._workers:
+                process = worker.process
+                if process is None or process.is_alive() or self._stopping:
+                    continue
+                await self._restart(worker, process.exitcode)
+
+    async def _restart(self, worker: Worker, exitcode: int | None) -> None:
+        self._detach(worker)
+        worker.process = None
+        log.error(
+            "worker died; restarting %s",
+            fields(
+                worker=worker.worker_id,
+                exitcode=exitcode,
+                cameras=",".join(worker.camera_ids),
+            ),
+        )
+        for camera_id in worker.camera_ids:
+            self.states[camera_id] = CameraState(
+                camera_id,
+                CameraStatus.RECONNECTING,
+                last_error=f"worker exited ({exitcode})",
+            )
+        lived_s = time.monotonic() - worker.started_monotonic_s
+        delay_s = (
+            RESTART_DELAY_S[0]
+            if lived_s > 60
+            else min(
+                RESTART_DELAY_S[1], RESTART_DELAY_S[0] * 2 ** min(worker.restarts, 5)
+            )
+        )
+        worker.restarts += 1
+        await asyncio.sleep(delay_s)
+        if self._stopping:
+            return
+        await self._recover(worker.cameras)
+        self._spawn(worker)
+
+    async def _recover(self, cameras: Sequence[CameraConfig]) -> None:
+        """Indexes what a dead recorder left: partial files and closed, unindexed ones."""
+        root = Path(self._config.storage.root)
+        for camera in cameras:
+            events = await asyncio.to_thread(
+                recover_camera, root, camera.id, self._index
+            )
+            for event in events:
+                await self._index_event(event)

@@ -1,0 +1,99 @@
+"""``nvr serve``: recovery, the supervisor and the HTTP API on one uvloop event loop."""
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import uvloop
+from aiohttp import web
+
+from nvr.api.app import ApiContext, make_app
+from nvr.config import CameraConfig, Config
+from nvr.index.db import open_index
+from nvr.ingest.supervisor import Supervisor
+from nvr.log import fields
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def _demo_cameras(config: Config) -> tuple[Config, list[Any]]:
+    """With no camera configured, records simulated cameras served on loopback."""
+    from nvr.simulate.cameras import start_demo_cameras
+
+    workdir = Path(config.storage.root).parent / "demo"
+    simulated = start_demo_cameras(workdir)
+    cameras = tuple(
+        CameraConfig(id=camera.name, url=camera.url, group="general")
+        for camera in simulated
+    )
+    log.info(
+        "no cameras configured; recording simulated cameras %s",
+        fields(count=len(cameras)),
+    )
+    return config.model_copy(update={"cameras": cameras}), simulated
+
+
+def _print_hint(config: Config) -> None:
+    base = f"http://{config.http.listen}"
+    print(
+        f"nvr is recording {len(config.cameras)} camera(s); API at {base}/api/v1/cameras"
+    )
+    for camera in config.cameras[:3]:
+        print(
+            f"  recordings: {base}/api/v1/cameras/{camera.id}/recordings?start=...&end=...\n"
+            f"  playback:   {base}/api/v1/cameras/{camera.id}/video.mp4?start=...&end=..."
+        )
+    print("  (start and end are RFC 3339 times, e.g. 2026-12-03T10:00:00Z)", flush=True)
+
+
+async def _serve(config: Config, log_level: str) -> None:
+    simulated: list[Any] = []
+    if not config.cameras:
+        config, simulated = await asyncio.to_thread(_demo_cameras, config)
+    index_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index")
+    loop = asyncio.get_running_loop()
+
+    def index_call(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        return loop.run_in_executor(index_thread, function, *args)
+
+    index = await index_call(open_index, config.index.url)
+    await index_call(index.sync_groups_and_cameras, config.groups, config.cameras)
+    recorded = [camera for camera in config.cameras if camera.enabled]
+    supervisor = Supervisor(config, recorded, index_call, index, log_level)
+    await supervisor.start()
+
+    app = make_app(ApiContext(config, supervisor.states, index, index_call))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.http.host, config.http.port)
+    await site.start()
+    log.info("api listening %s", fields(listen=config.http.listen))
+    _print_hint(config)
+
+    stopped = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopped.set)
+    try:
+        await stopped.wait()
+    finally:
+        log.info("stopping: closing open segments")
+        await runner.cleanup()
+        await supervisor.stop()
+        index_thread.shutdown(wait=True)
+        for camera in simulated:
+            with contextlib.suppress(OSError):
+                camera.stop()
+        log.info("stopped")
+
+
+def serve(config: Config, log_level: str = "INFO") -> None:
+    """Runs the recorder until SIGINT or SIGTERM."""
+    Path(config.storage.root).mkdir(parents=True, exist_ok=True)
+    uvloop.run(_serve(config, log_level))

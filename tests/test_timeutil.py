@@ -1,0 +1,34 @@
+from fractions import Fraction
+
+import pytest
+
+from nvr.errors import BadRange
+from nvr.timeutil import format_rfc3339, parse_rfc3339_us, ticks_to_us, us_to_ticks
+
+
+def test_parse_rfc3339_any_offset_gives_same_instant() -> None:
+    utc = parse_rfc3339_us("2026-03-29T01:30:00Z")
+    assert parse_rfc3339_us("2026-03-29T03:30:00+02:00") == utc
+    assert parse_rfc3339_us("2026-03-28T21:30:00-04:00") == utc
+    assert utc == 1_774_747_800_000_000
+
+
+def test_parse_rfc3339_naive_time_refused() -> None:
+    with pytest.raises(BadRange, match="no UTC offset"):
+        parse_rfc3339_us("2026-03-29T01:30:00")
+
+
+def test_parse_rfc3339_garbage_refused() -> None:
+    with pytest.raises(BadRange, match="not an RFC 3339 time"):
+        parse_rfc3339_us("yesterday")
+
+
+def test_format_rfc3339_round_trips_microseconds() -> None:
+    instant_us = 1_764_786_000_123_456
+    assert format_rfc3339(instant_us) == "2025-12-03T18:20:00.123456Z"
+    assert parse_rfc3339_us(format_rfc3339(instant_us)) == instant_us
+
+
+def test_ticks_conversion_90k_is_exact() -> None:
+    assert ticks_to_us(90_000, Fraction(1, 90_000)) == 1_000_000
+    assert us_to_ticks(40_000, Fraction(1, 90_000)) == 3_600
