@@ -1,0 +1,12 @@
+"""Who made a request: the authenticated token's name, recorded as the actor of audits."""
+
+from aiohttp import web
+
+ACTOR_KEY = "nvr.actor"
+ANONYMOUS = "anonymous"
+
+
+def request_actor(request: web.Request) -> str:
+    """The name of the token that authenticated ``request``, or "anonymous"."""
+    actor = request.get(ACTOR_KEY)
+    return actor if isinstance(actor, str) else ANONYMOUS

@@ -1,0 +1,1 @@
+"""Simulated cameras: generated clips served looped by gst-rtsp-server."""
