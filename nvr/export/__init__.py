@@ -1,0 +1,1 @@
+"""Building playable MP4 clips out of stored segments."""

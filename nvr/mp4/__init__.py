@@ -1,0 +1,1 @@
+"""Reading and rewriting ISO BMFF (fragmented MP4) segment files."""
