@@ -14,13 +14,20 @@ from aiohttp import web
 
 from nvr.api.app import ApiContext, make_app
 from nvr.config import CameraConfig, Config
+from nvr.errors import NvrError
 from nvr.index.db import open_index
+from nvr.index.repo import Index
 from nvr.ingest.supervisor import Supervisor
 from nvr.log import fields
+from nvr.retention.sweeper import sweep
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+IndexCall = Callable[..., "asyncio.Future[Any]"]
+
+# Retention is judged in days; a sweep every ten minutes keeps deletions prompt and cheap.
+SWEEP_PERIOD_S = 600
 
 
 def _demo_cameras(config: Config) -> tuple[Config, list[Any]]:
@@ -38,6 +45,17 @@ def _demo_cameras(config: Config) -> tuple[Config, list[Any]]:
         fields(count=len(cameras)),
     )
     return config.model_copy(update={"cameras": cameras}), simulated
+
+
+async def _sweep_forever(config: Config, index: Index, index_call: IndexCall) -> None:
+    """Runs the retention sweeper now and every SWEEP_PERIOD_S after."""
+    root = Path(config.storage.root)
+    while True:
+        try:
+            await index_call(lambda: sweep(index, root, index.group_retention_days()))
+        except (NvrError, OSError) as exc:
+            log.error("retention sweep failed %s", fields(error=exc))
+        await asyncio.sleep(SWEEP_PERIOD_S)
 
 
 def _print_hint(config: Config) -> None:
@@ -69,6 +87,7 @@ async def _serve(config: Config, log_level: str) -> None:
     supervisor = Supervisor(config, recorded, index_call, index, log_level)
     await supervisor.start()
 
+    sweeper = asyncio.create_task(_sweep_forever(config, index, index_call), name="sweeper")
     app = make_app(ApiContext(config, supervisor.states, index, index_call))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -84,6 +103,7 @@ async def _serve(config: Config, log_level: str) -> None:
         await stopped.wait()
     finally:
         log.info("stopping: closing open segments")
+        sweeper.cancel()
         await runner.cleanup()
         await supervisor.stop()
         index_thread.shutdown(wait=True)

@@ -300,6 +300,13 @@ class Index:
             prune_gaps_before_recording(session, segment.camera_id, segment.end_us)
             return deletion_row(deletion)
 
+    def deletion_by_path(self, path: str) -> DeletionRow | None:
+        """The deletions row of a segment file, if one was ever deleted at ``path``."""
+        with self.read() as session:
+            statement = select(Deletion).where(Deletion.path == path).limit(1)
+            deletion = session.scalars(statement).first()
+            return None if deletion is None else deletion_row(deletion)
+
     def deletions(self, camera_id: str, limit: int = 100) -> list[DeletionRow]:
         """The camera's most recent deletions, newest first."""
         with self.read() as session:

@@ -1,0 +1,5 @@
+"""``python -m nvr`` runs the command line."""
+
+from nvr.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Deleting recordings once their group's retention has passed."""

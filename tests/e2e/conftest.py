@@ -1,0 +1,129 @@
+"""Runs ``nvr serve`` as a real process against simulated cameras."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RecorderProcess:
+    """One ``nvr serve`` process with its own storage, index and port."""
+
+    def __init__(
+        self, workdir: Path, cameras: list[tuple[str, str]], **recording: Any
+    ) -> None:
+        self.workdir = workdir
+        self.port = _free_port()
+        self.storage = workdir / "segments"
+        self.index_url = f"sqlite:///{workdir / 'index.db'}"
+        self.log_path = workdir / "nvr.log"
+        settings = {
+            "segment_seconds": 10,
+            "stall_seconds": 4,
+            "backoff_initial_seconds": 0.5,
+        }
+        settings.update(recording)
+        lines = [
+            f'[storage]\nroot = "{self.storage}"',
+            f'[index]\nurl = "{self.index_url}"',
+            f'[http]\nlisten = "127.0.0.1:{self.port}"',
+            "[recording]\n" + "\n".join(f"{k} = {v}" for k, v in settings.items()),
+        ]
+        lines += [f'[[cameras]]\nid = "{cid}"\nurl = "{url}"' for cid, url in cameras]
+        self.config_path = workdir / "nvr.toml"
+        self.config_path.write_text("\n\n".join(lines) + "\n")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "nvr", "serve", "--config", str(self.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.workdir,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log_text()
+            try:
+                self.get_json("/healthz")
+                return
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.2)
+        raise AssertionError("nvr serve did not answer /healthz within 30 s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def log_text(self) -> str:
+        return (
+            self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        )
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def get(
+        self, path: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        request = urllib.request.Request(self.url(path), headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    def get_json(self, path: str) -> Any:
+        status, _, body = self.get(path)
+        return json.loads(body) if status < 500 else {"status": status}
+
+    def wait_for(self, predicate: Any, timeout_s: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.5)
+        raise AssertionError(f"timed out waiting for {what}\n{self.log_text()[-4000:]}")
+
+
+@pytest.fixture
+def recorder_factory(tmp_path: Path) -> Iterator[Any]:
+    started: list[RecorderProcess] = []
+
+    def make(cameras: list[tuple[str, str]], **recording: Any) -> RecorderProcess:
+        recorder = RecorderProcess(tmp_path, cameras, **recording)
+        started.append(recorder)
+        return recorder
+
+    yield make
+    for recorder in started:
+        recorder.stop()
