@@ -5,8 +5,10 @@ from pathlib import Path
 
 import click
 
+from nvr.auth.cli import token as token_commands
 from nvr.config import Config, load_config
 from nvr.errors import NvrError
+from nvr.evidence.commands import audit_command, verify_command
 from nvr.log import setup_logging
 
 
@@ -53,3 +55,8 @@ def check_config(config_path: Path) -> None:
     click.echo(
         f"{config_path}: ok, {len(config.cameras)} camera(s), {len(config.groups)} group(s)"
     )
+
+
+main.add_command(token_commands)  # nvr token create|list|revoke (issue 8)
+main.add_command(verify_command)  # nvr verify PACKAGE (issue 5, offline)
+main.add_command(audit_command)  # nvr audit --config --camera (issue 5)

@@ -4,10 +4,11 @@ Unknown keys and bad values are rejected with a message naming the key. Every fi
 documents its unit and default; ``examples/nvr.toml`` is the annotated reference.
 """
 
+import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Self
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal, Self
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -41,6 +42,19 @@ class IndexConfig(_Strict):
 
 class HttpConfig(_Strict):
     listen: str = Field("127.0.0.1:8080", description="host:port the API listens on")
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate chain; with tls_key the API serves HTTPS only"
+    )
+    tls_key: Path | None = Field(None, description="PEM private key for tls_cert")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Self:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        for key, path in (("tls_cert", self.tls_cert), ("tls_key", self.tls_key)):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{key}: no such file {str(path)!r}")
+        return self
 
     @field_validator("listen")
     @classmethod
@@ -84,14 +98,79 @@ class GroupConfig(_Strict):
     name: Annotated[str, Field(pattern=GROUP_NAME_PATTERN)]
     retention_days: Annotated[int, Field(ge=1, le=3650)]
     """Segments are kept at least this many days after they end."""
+    local_days: Annotated[float | None, Field(ge=0, le=3650)] = None
+    """With ``[s3]`` set, a replicated segment's local copy is removed this many days
+    after the segment ends; unreplicated segments are never evicted. None (default)
+    keeps local copies until retention."""
+
+    @model_validator(mode="after")
+    def _local_within_retention(self) -> Self:
+        if self.local_days is not None and self.local_days > self.retention_days:
+            raise ValueError("local_days must be <= retention_days")
+        return self
+
+
+def read_secret(key: str, env_name: str | None, file_path: Path | None) -> str | None:
+    """A secret named by an environment variable or held in a file, else None.
+
+    Errors name the variable or file, never the value. A file's trailing newline is
+    dropped. Meant for every secret in the config (camera passwords, S3 keys).
+    """
+    if env_name is not None and file_path is not None:
+        raise ValueError(f"{key}_env and {key}_file are exclusive: set one")
+    if env_name is not None:
+        value = os.environ.get(env_name)
+        if not value:
+            raise ValueError(f"{key}_env: environment variable {env_name!r} is not set")
+        return value
+    if file_path is not None:
+        try:
+            value = file_path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"{key}_file: cannot read {str(file_path)!r}") from exc
+        if not value:
+            raise ValueError(f"{key}_file: {str(file_path)!r} is empty")
+        return value
+    return None
+
+
+def _with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` set for the user it already names."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        raise ValueError("url must name the user (rtsp://user@host/...) to add a password")
+    if parts.password == quote(password, safe=""):
+        return url  # already resolved, e.g. a model validated twice
+    if parts.password is not None:
+        raise ValueError("url already holds a password; drop it or password_env/_file")
+    netloc = f"{parts.username}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class CameraConfig(_Strict):
     id: Annotated[str, Field(pattern=CAMERA_ID_PATTERN)]
-    url: str
+    url: str = Field(repr=False)
     """rtsp:// or rtsps:// URL; credentials in it are never logged or returned."""
     group: str = "general"
     enabled: bool = True
+    password_env: str | None = None
+    """Environment variable holding the camera password, put into ``url`` at load."""
+    password_file: Path | None = None
+    """File holding the camera password (e.g. a systemd or Docker secret)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_password(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+            return data
+        env_name, file_name = data.get("password_env"), data.get("password_file")
+        file_path = Path(file_name) if isinstance(file_name, str | Path) else None
+        password = read_secret(
+            "password", env_name if isinstance(env_name, str) else None, file_path
+        )
+        if password is None:
+            return data
+        return {**data, "url": _with_password(data["url"], password)}
 
     @field_validator("url")
     @classmethod
@@ -100,6 +179,57 @@ class CameraConfig(_Strict):
         if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
             raise ValueError("must be an rtsp:// or rtsps:// URL with a host")
         return value
+
+
+# --- S3 replication (issue 3) ---
+class S3Config(_Strict):
+    """``[s3]``: every closed segment is copied to this bucket (see docs/storage.md).
+
+    Credentials come from the standard AWS chain (``AWS_ACCESS_KEY_ID`` and
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, ``~/.aws/credentials``); the two key
+    fields below exist only for users who insist on plain text in this file.
+    """
+
+    endpoint_url: str | None = None
+    """http(s) URL of an S3-compatible server; None (default) means AWS itself."""
+    bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    region: str = "us-east-1"
+    object_lock: Literal["off", "governance", "compliance"] = "off"
+    """Object Lock mode for every object written; its retain-until date is the segment's
+    end plus its group's retention_days. Not "off" requires a bucket with Object Lock."""
+    prefix: Annotated[str, Field(pattern=r"^([a-z0-9][a-z0-9._-]*/)*$")] = ""
+    """Prepended to every object key, e.g. "site-a/" (default empty)."""
+    upload_concurrency: Annotated[int, Field(ge=1, le=32)] = 2
+    """Segments uploaded at once (default 2)."""
+    multipart_threshold_mb: Annotated[int, Field(ge=5, le=5000)] = 64
+    """Segments at least this large go up in parts (default 64 MiB)."""
+    part_size_mb: Annotated[int, Field(ge=5, le=5000)] = 16
+    """Size of each part of a multipart upload (default 16 MiB; S3's minimum is 5)."""
+    request_timeout_seconds: Annotated[float, Field(ge=1, le=600)] = 30
+    """Connect and read timeout of one S3 request (default 30)."""
+    retry_max_seconds: Annotated[float, Field(ge=1, le=3600)] = 60
+    """Cap on the delay between retries while S3 fails; it doubles from 1 s (default 60)."""
+    access_key_id: str | None = None
+    """Discouraged: prefer the AWS environment variables or credentials file."""
+    secret_access_key: str | None = None
+    """Discouraged: prefer the AWS environment variables or credentials file."""
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value
+
+    @model_validator(mode="after")
+    def _keys_together(self) -> Self:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("access_key_id and secret_access_key go together")
+        return self
+# --- end S3 replication ---
 
 
 DEFAULT_GROUPS = (
@@ -115,6 +245,7 @@ class Config(_Strict):
     recording: RecordingConfig = RecordingConfig()
     groups: tuple[GroupConfig, ...] = DEFAULT_GROUPS
     cameras: tuple[CameraConfig, ...] = ()
+    s3: S3Config | None = None  # issue 3: replication to S3; None keeps everything local
 
     @model_validator(mode="after")
     def _references(self) -> Self:

@@ -8,6 +8,10 @@
     │   └── StreamUnsupported  the stream has no video track nvr can store
     ├── StorageError           writing, fsyncing or renaming a segment file failed
     ├── MediaError             a segment file is truncated or not the fMP4 nvr expects
+    ├── ObjectStoreError       S3 replication failed (issue 3, nvr.storage)
+    │   ├── ObjectStoreUnavailable  unreachable, timed out, 5xx: the queue waits and retries
+    │   ├── ObjectStoreRefused      credentials refused, bucket missing, lock unsupported
+    │   └── ObjectRejected          this one object failed: bad digest, verification mismatch
     └── RequestError           an API request is invalid (mapped to a 4xx answer)
         ├── NotFound           unknown camera, or no recording in the range
         └── BadRange           malformed time, end before start, range too long
@@ -64,3 +68,22 @@ class BadRange(RequestError):
     """A time is malformed, the range is inverted, or it is too long."""
 
     status = 400
+
+
+# --- S3 replication (issue 3) ---
+class ObjectStoreError(NvrError):
+    """Copying a segment to S3, or reading it back, failed."""
+
+
+class ObjectStoreUnavailable(ObjectStoreError):
+    """S3 is unreachable, too slow or answering 5xx; every upload waits and retries."""
+
+
+class ObjectStoreRefused(ObjectStoreError):
+    """S3 refuses the credentials, the bucket is missing or lacks Object Lock; a config
+    problem, so every upload waits until a periodic check passes."""
+
+
+class ObjectRejected(ObjectStoreError):
+    """One object failed (bad digest, size or checksum mismatch); only it is retried."""
+# --- end S3 replication ---

@@ -13,6 +13,8 @@ import uvloop
 from aiohttp import web
 
 from nvr.api.app import ApiContext, make_app
+from nvr.auth.hint import warn_if_no_token
+from nvr.auth.tls import server_ssl_context
 from nvr.config import CameraConfig, Config
 from nvr.errors import NvrError
 from nvr.index.db import open_index
@@ -20,6 +22,7 @@ from nvr.index.repo import Index
 from nvr.ingest.supervisor import Supervisor
 from nvr.log import fields
 from nvr.retention.sweeper import sweep
+from nvr.storage.service import Replication
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,8 @@ async def _sweep_forever(config: Config, index: Index, index_call: IndexCall) ->
 
 
 def _print_hint(config: Config) -> None:
-    base = f"http://{config.http.listen}"
+    scheme = "https" if config.http.tls_cert is not None else "http"
+    base = f"{scheme}://{config.http.listen}"
     print(
         f"nvr is recording {len(config.cameras)} camera(s); API at {base}/api/v1/cameras"
     )
@@ -72,6 +76,9 @@ def _print_hint(config: Config) -> None:
 
 
 async def _serve(config: Config, log_level: str) -> None:
+    # TLS (issue 8): with a certificate the listener speaks HTTPS only; loaded first so
+    # a bad certificate fails before any camera is touched
+    ssl_context = server_ssl_context(config.http)
     simulated: list[Any] = []
     if not config.cameras:
         config, simulated = await asyncio.to_thread(_demo_cameras, config)
@@ -88,13 +95,23 @@ async def _serve(config: Config, log_level: str) -> None:
     await supervisor.start()
 
     sweeper = asyncio.create_task(_sweep_forever(config, index, index_call), name="sweeper")
-    app = make_app(ApiContext(config, supervisor.states, index, index_call))
+    # S3 (issue 3): never contacts S3 here; S3 problems show in the log and the API
+    replication = Replication(config, index, index_call) if config.s3 else None
+    if replication is not None:
+        await replication.start()
+    app = make_app(ApiContext(config, supervisor.states, index, index_call, replication))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, config.http.host, config.http.port)
+    site = web.TCPSite(
+        runner, config.http.host, config.http.port, ssl_context=ssl_context
+    )
     await site.start()
-    log.info("api listening %s", fields(listen=config.http.listen))
+    log.info(
+        "api listening %s",
+        fields(listen=config.http.listen, tls=ssl_context is not None),
+    )
     _print_hint(config)
+    await index_call(warn_if_no_token, index)
 
     stopped = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -106,6 +123,8 @@ async def _serve(config: Config, log_level: str) -> None:
         sweeper.cancel()
         await runner.cleanup()
         await supervisor.stop()
+        if replication is not None:
+            await replication.stop()
         index_thread.shutdown(wait=True)
         for camera in simulated:
             with contextlib.suppress(OSError):

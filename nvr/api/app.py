@@ -6,18 +6,24 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from nvr import __version__
+from nvr.api.evidence import register_evidence
+from nvr.api.storage import register_storage
 from nvr.api.timerange import parse_time_range
+from nvr.auth.middleware import AUTH, Authenticator, auth_middleware, camera_visible
 from nvr.config import Config
 from nvr.errors import NotFound, RequestError
 from nvr.export.clip import ClipPlan, ClipSource, plan_clip
 from nvr.ingest.events import CameraState, CameraStatus
 from nvr.log import fields, redact_url
 from nvr.timeutil import format_rfc3339
+
+if TYPE_CHECKING:
+    from nvr.storage.service import Replication
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,7 @@ class ApiContext:
     states: dict[str, CameraState]
     index: Any
     index_call: Callable[..., Awaitable[Any]]
+    replication: "Replication | None" = None  # S3 (issue 3); None when [s3] is unset
 
 
 CONTEXT = web.AppKey("context", ApiContext)
@@ -74,6 +81,8 @@ async def list_cameras(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     cameras = []
     for camera in context.config.cameras:
+        if not camera_visible(request, camera.id, camera.group):
+            continue  # a scoped token sees only its cameras (issue 8)
         state = context.states.get(camera.id) or CameraState(
             camera.id, CameraStatus.CONNECTING
         )
@@ -96,7 +105,7 @@ async def list_cameras(request: web.Request) -> web.Response:
     return _json({"cameras": cameras})
 
 
-def _segment_json(row: Any) -> dict[str, Any]:
+def _segment_json(row: Any, tier: str = "local") -> dict[str, Any]:
     return {
         "id": row.id,
         "run_id": row.run_id,
@@ -109,7 +118,7 @@ def _segment_json(row: Any) -> dict[str, Any]:
         "width": row.width,
         "height": row.height,
         "sha256": row.sha256,
-        "tier": "local",
+        "tier": tier,  # local | local+s3 | s3 (docs/storage.md)
     }
 
 
@@ -121,6 +130,8 @@ async def list_recordings(request: web.Request) -> web.Response:
     segments = await context.index_call(
         context.index.segments_overlapping, camera_id, span.start_us, span.end_us
     )
+    replication = context.replication  # S3 (issue 3): where each segment lives
+    tiers = {} if replication is None else await replication.tiers(segments)
     gaps = await context.index_call(
         context.index.gaps_overlapping, camera_id, span.start_us, span.end_us
     )
@@ -138,7 +149,7 @@ async def list_recordings(request: web.Request) -> web.Response:
             "camera": camera_id,
             "start": format_rfc3339(span.start_us),
             "end": format_rfc3339(span.end_us),
-            "segments": [_segment_json(row) for row in segments],
+            "segments": [_segment_json(row, tiers.get(row.id, "local")) for row in segments],
             "gaps": gap_list,
         }
     )
@@ -174,16 +185,23 @@ async def _plan(request: web.Request) -> ClipPlan:
     if not rows:
         raise NotFound(f"no recording of {camera_id!r} in the requested range")
     root = Path(context.config.storage.root)
+    # S3 (issue 3): a replicated segment is read locally while present, else from S3
+    replication = context.replication
+    locations = (
+        [root / row.path for row in rows]
+        if replication is None
+        else await replication.locations(rows)
+    )
     sources = [
         ClipSource(
-            path=root / row.path,
+            path=location,
             start_us=row.start_us,
             end_us=row.end_us,
             timescale=row.timescale,
             keyframes=tuple(row.keyframes),
             size=row.bytes,
         )
-        for row in rows
+        for row, location in zip(rows, locations, strict=True)
     ]
     return await asyncio.to_thread(plan_clip, sources, span.start_us, span.end_us)
 
@@ -240,10 +258,20 @@ async def video_mp4(request: web.Request) -> web.StreamResponse:
 
 def make_app(context: ApiContext) -> web.Application:
     """The aiohttp application serving the v1 API."""
-    app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
+    app = web.Application(
+        middlewares=[_errors, auth_middleware], client_max_size=64 * 1024
+    )
     app[CONTEXT] = context
+    # auth (issue 8): every route needs an entry in nvr.auth.permissions.ROUTE_PERMISSIONS
+    app[AUTH] = Authenticator(
+        context.index,
+        context.index_call,
+        {camera.id: camera.group for camera in context.config.cameras},
+    )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/cameras", list_cameras)
     app.router.add_get("/api/v1/cameras/{camera_id}/recordings", list_recordings)
     app.router.add_get("/api/v1/cameras/{camera_id}/video.mp4", video_mp4)
+    register_evidence(app, context)  # evidence (issue 5): exports, keys, verify, audit
+    register_storage(app)  # S3 replication (issue 3): GET /api/v1/storage
     return app

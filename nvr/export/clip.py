@@ -13,11 +13,18 @@ import os
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 from nvr.errors import BadRange, MediaError, NotFound
-from nvr.export.pieces import BytesPiece, FileRangePiece, Piece, SpansPiece, read_exact
+from nvr.export.pieces import (
+    BytesPiece,
+    FileRangePiece,
+    Piece,
+    SegmentLocation,
+    SpansPiece,
+    open_segment,
+    read_exact,
+)
 from nvr.log import fields
 from nvr.mp4.boxes import read_at, read_header
 from nvr.mp4.layout import FragmentBoxes, iter_fragment_boxes
@@ -38,7 +45,7 @@ JOIN_TOLERANCE_US = 100_000
 class ClipSource:
     """One segment as the index knows it."""
 
-    path: Path  # absolute path of the segment file
+    path: SegmentLocation  # absolute path of the segment file, or a RangeReader (S3)
     start_us: int  # wall start of the segment (UTC microseconds)
     end_us: int
     timescale: int  # video ticks per second
@@ -167,8 +174,8 @@ def _scan(picks: list[_Pick]) -> tuple[bytes, list[_Selection], int | None]:
     head = b""
     usable: list[_Selection] = []
     for pick in picks:
-        with open(pick.source.path, "rb") as f:
-            file_size = os.fstat(f.fileno()).st_size
+        with open_segment(pick.source.path) as f:
+            file_size = f.seek(0, os.SEEK_END)
             moov_offset, moov = read_moov(f, file_size)
             init = inits.get(moov)
             if init is None:
@@ -337,7 +344,7 @@ def _source_pieces(
 
 
 def _fragment_pieces(
-    path: Path,
+    path: SegmentLocation,
     boxes: FragmentBoxes,
     counts: dict[int, int],
     shifts: dict[int, int],

@@ -2,14 +2,76 @@
 whose moofs are patched as they are read."""
 
 import functools
+import io
 from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from nvr.errors import MediaError
 from nvr.mp4.boxes import iter_file_boxes, read_at
 from nvr.mp4.moof import patch_moof
+
+
+@runtime_checkable
+class RangeReader(Protocol):
+    """A segment read by byte ranges instead of as a local file (e.g. an S3 object, see
+    nvr.storage.reader). Implementations are hashable: moof patches are cached by them."""
+
+    @property
+    def size(self) -> int: ...
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``offset``; fewer only at the end. Blocking."""
+        ...
+
+    def __hash__(self) -> int: ...
+
+
+# Where a segment's bytes are: a local file, or a reader of byte ranges.
+SegmentLocation = Path | RangeReader
+
+# Reads through a RangeReader are buffered this much, so walking box headers costs one
+# ranged request per buffer rather than one per header.
+RANGE_BUFFER_BYTES = 64 * 1024
+
+
+class _RangeRaw(io.RawIOBase):
+    """A seekable raw stream over a RangeReader; ``fileno`` is unsupported."""
+
+    def __init__(self, reader: RangeReader) -> None:
+        self._reader = reader
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._reader.size}
+        self._position = base[whence] + offset
+        return self._position
+
+    def readinto(self, buffer: "bytearray | memoryview") -> int:  # type: ignore[override]
+        length = min(len(buffer), self._reader.size - self._position)
+        if length <= 0:
+            return 0
+        data = self._reader.read_range(self._position, length)
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+
+def open_segment(location: SegmentLocation) -> BinaryIO:
+    """The segment's bytes as a binary file: a local file, or buffered range reads."""
+    if isinstance(location, Path):
+        return open(location, "rb")
+    return io.BufferedReader(_RangeRaw(location), RANGE_BUFFER_BYTES)
 
 
 class Piece(Protocol):
@@ -41,7 +103,7 @@ class BytesPiece:
 class FileRangePiece:
     """Bytes copied unchanged from a segment file (sample data)."""
 
-    path: Path
+    path: SegmentLocation
     offset: int
     length: int
 
@@ -50,7 +112,7 @@ class FileRangePiece:
         return self.length
 
     def read(self, offset: int, length: int) -> bytes:
-        with open(self.path, "rb") as f:
+        with open_segment(self.path) as f:
             return read_exact(f, self.offset + offset, length)
 
 
@@ -63,7 +125,7 @@ class SpansPiece:
     by the shift of its track. Patching keeps sizes, so the piece size is known upfront.
     """
 
-    path: Path
+    path: SegmentLocation
     boundaries: tuple[int, ...]
     first_sequence: int
     shifts: tuple[tuple[int, int], ...]  # (track id, ticks added to its tfdt)
@@ -76,7 +138,7 @@ class SpansPiece:
         out = []
         position = self.boundaries[0] + offset
         end = position + length
-        with open(self.path, "rb") as f:
+        with open_segment(self.path) as f:
             index = bisect_right(self.boundaries, position) - 1
             while position < end:
                 span_end = self.boundaries[index + 1]
@@ -97,13 +159,13 @@ _Region = tuple[int, int, bytes | None]
 
 @functools.lru_cache(maxsize=32)
 def _patched_span(
-    path: Path, start: int, end: int, sequence: int, shifts: tuple[tuple[int, int], ...]
+    path: SegmentLocation, start: int, end: int, sequence: int, shifts: tuple[tuple[int, int], ...]
 ) -> tuple[_Region, ...]:
     """The span's top-level boxes, each moof patched; cached because a span is usually
     served by several consecutive reads of one HTTP response."""
     regions: list[_Region] = []
     shift_by_track = dict(shifts)
-    with open(path, "rb") as f:
+    with open_segment(path) as f:
         position = start
         for header in iter_file_boxes(f, start, end):
             if header.end > end:

@@ -110,6 +110,10 @@ class Segment(Base):
     height: Mapped[int] = mapped_column(Integer)
     keyframes: Mapped[str] = mapped_column(Text)
     created_us: Mapped[int] = mapped_column(BigInteger)
+    # evidence (issue 5): link of the camera's segment hash chain, see nvr.evidence.chain.
+    # Note: nullable only because SQLite cannot add a NOT NULL column without a default;
+    # revision 0003 fills it for every existing row and add_segment always sets it.
+    chain_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class Gap(Base):
@@ -146,3 +150,119 @@ class Deletion(Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(REASON_LENGTH))
     deleted_us: Mapped[int] = mapped_column(BigInteger)
+    # evidence (issue 5): the deleted segment's hash and chain link, so the archive
+    # audit can walk the chain across it (NULL for deletions logged before 0003).
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    chain_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class Token(Base):
+    """An API token (issue 8). ``id`` is the public lookup part of the bearer string;
+    only the SHA-256 hex of the secret part is kept. ``cameras``/``groups`` are JSON
+    lists scoping camera routes, NULL meaning unscoped; ``grants`` a JSON list of
+    permissions added to the role's. Revoked rows stay, so the name an
+    audit entry carries always resolves."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(ID_LENGTH), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    cameras: Mapped[str | None] = mapped_column(Text)
+    groups: Mapped[str | None] = mapped_column(Text)
+    grants: Mapped[str | None] = mapped_column(Text)
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    revoked_us: Mapped[int | None] = mapped_column(BigInteger)
+
+
+# evidence (issue 5): holds, export jobs and the audit log.
+
+CASE_LENGTH = 128
+TEXT_LENGTH = 1024
+
+
+class Hold(Base):
+    """A legal hold: a camera's ``[start_us, end_us)`` kept from retention until released."""
+
+    __tablename__ = "holds"
+    __table_args__ = (Index(None, "camera_id", "start_us"),)
+
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    camera_id: Mapped[str] = mapped_column(ForeignKey("cameras.id"))
+    start_us: Mapped[int] = mapped_column(BigInteger)
+    end_us: Mapped[int] = mapped_column(BigInteger)
+    case_id: Mapped[str] = mapped_column(String(CASE_LENGTH), index=True)
+    reason: Mapped[str] = mapped_column(String(TEXT_LENGTH))
+    created_by: Mapped[str] = mapped_column(String(ID_LENGTH))
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    released_by: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    released_us: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Export(Base):
+    """One evidence export job; ``state`` is queued, running, done or failed."""
+
+    __tablename__ = "exports"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(ForeignKey("cameras.id"))
+    start_us: Mapped[int] = mapped_column(BigInteger)
+    end_us: Mapped[int] = mapped_column(BigInteger)
+    case_id: Mapped[str] = mapped_column(String(CASE_LENGTH))
+    reason: Mapped[str] = mapped_column(String(TEXT_LENGTH))
+    actor: Mapped[str] = mapped_column(String(ID_LENGTH))
+    state: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(String(TEXT_LENGTH))
+    hold_id: Mapped[int | None] = mapped_column(BigInteger)
+    package_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    package_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_us: Mapped[int] = mapped_column(BigInteger, index=True)
+    finished_us: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AuditEntry(Base):
+    """One row of the append-only, hash-chained audit log (nvr.evidence.chain)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "at_us"),)
+
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    at_us: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(ID_LENGTH))
+    action: Mapped[str] = mapped_column(String(32))
+    camera_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    subject: Mapped[str] = mapped_column(String(TEXT_LENGTH))
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON object
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+# --- S3 replication (issue 3, owned by nvr.storage) ---
+class Replica(Base):
+    """The replication state of one segment (docs/storage.md).
+
+    ``state``: ``local`` (not yet in S3), ``uploading``, ``replicated`` (verified in S3,
+    local copy kept), ``evicted`` (verified in S3, local copy removed). A segment with
+    no row yet is ``local``. The row goes with its segment (ON DELETE CASCADE).
+    """
+
+    __tablename__ = "replicas"
+    __table_args__ = (Index(None, "state", "segment_id"),)
+
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True,
+        autoincrement=False,
+    )
+    state: Mapped[str] = mapped_column(String(16))
+    object_key: Mapped[str] = mapped_column(String(PATH_LENGTH))
+    upload_id: Mapped[str | None] = mapped_column(String(PATH_LENGTH))  # multipart
+    version_id: Mapped[str | None] = mapped_column(String(PATH_LENGTH))
+    checksum: Mapped[str | None] = mapped_column(String(64))  # S3's, base64 ("-N" multipart)
+    retain_until_us: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_us: Mapped[int] = mapped_column(BigInteger)
+    replicated_us: Mapped[int | None] = mapped_column(BigInteger)
+    evicted_us: Mapped[int | None] = mapped_column(BigInteger)
+# --- end S3 replication ---

@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nvr.config import CameraConfig, GroupConfig
 from nvr.errors import StorageError
+from nvr.evidence.chain import segment_link
 from nvr.index.engine import SQLITE_BEGIN_OPTION
+from nvr.index.evidence_queries import append_audit, chain_tip, segment_is_held
 from nvr.index.models import Camera, Deletion, Gap, Group, Run, Segment
 from nvr.index.queries import (
     overlapping,
@@ -99,7 +101,11 @@ class Index:
                 if row is None:
                     session.add(Group(name=group.name, retention_days=group.retention_days,
                                       created_us=now_us))
-                else:
+                elif row.retention_days != group.retention_days:
+                    # evidence: retention changes are audited (issue 5).
+                    append_audit(session, now_us, "config", "retention-change", group.name,
+                                 {"before_days": row.retention_days,
+                                  "after_days": group.retention_days})
                     row.retention_days = group.retention_days
             session.flush()
             for camera in cameras:
@@ -107,7 +113,10 @@ class Index:
                 if existing is None:
                     session.add(Camera(id=camera.id, group_name=camera.group,
                                        created_us=now_us))
-                else:
+                elif existing.group_name != camera.group:
+                    append_audit(session, now_us, "config", "group-change", camera.id,
+                                 {"before": existing.group_name, "after": camera.group},
+                                 camera_id=camera.id)
                     existing.group_name = camera.group
 
     def camera_ids(self) -> list[str]:
@@ -174,6 +183,10 @@ class Index:
 
         now_us = self.clock()
         segment = _segment_from_event(event, now_us)
+        # evidence: link this record onto the camera's chain (camera row locked above).
+        segment.chain_hash = segment_link(chain_tip(session, event.camera_id),
+                                          event.camera_id, event.sha256, event.start_us,
+                                          event.end_us, event.bytes)
         session.add(segment)
         session.flush()
         record_gaps_around(session, segment, now_us)
@@ -261,8 +274,9 @@ class Index:
         """Segments ending before ``end_before_us``, oldest end first, at most ``limit``.
 
         Narrowed to one camera, or to the cameras of one group; neither means all.
+        Segments under an unreleased hold are never returned (evidence, issue 5).
         """
-        statement = select(Segment).where(Segment.end_us < end_before_us)
+        statement = select(Segment).where(Segment.end_us < end_before_us, ~segment_is_held())
         if camera_id is not None:
             statement = statement.where(Segment.camera_id == camera_id)
         if group is not None:
@@ -273,16 +287,26 @@ class Index:
         with self.read() as session:
             return [segment_row(segment) for segment in session.scalars(statement)]
 
+    def held(self, segment_id: int) -> bool:
+        """Whether the segment overlaps an unreleased hold (retention must keep it)."""
+        with self.read() as session:
+            statement = select(Segment.id).where(Segment.id == segment_id, segment_is_held())
+            return session.scalar(statement) is not None
+
     def delete_segment_row(self, segment_id: int, reason: str,
-                           deleted_us: int) -> DeletionRow | None:
+                           deleted_us: int, actor: str = "retention") -> DeletionRow | None:
         """Logs the deletion and removes the segment row in one transaction.
 
-        Returns the deletions row, or None if the segment was already gone (a retry).
-        Gaps older than the camera's remaining recordings go with it.
+        Returns the deletions row, or None if the segment was already gone (a retry) or
+        is under a hold placed since it was selected. Gaps older than the camera's
+        remaining recordings go with it. The deletion keeps the segment's hash and chain
+        link and is written to the audit log by ``actor``.
         """
         with self.write() as session:
             segment = session.get(Segment, segment_id, with_for_update=True)
-            if segment is None:
+            if segment is None or session.scalar(
+                select(Segment.id).where(Segment.id == segment_id, segment_is_held())
+            ) is not None:
                 return None
             deletion = Deletion(
                 camera_id=segment.camera_id,
@@ -293,8 +317,13 @@ class Index:
                 bytes=segment.bytes,
                 reason=reason,
                 deleted_us=deleted_us,
+                sha256=segment.sha256,
+                chain_hash=segment.chain_hash,
             )
             session.add(deletion)
+            append_audit(session, deleted_us, actor, "deletion", segment.path,
+                         {"segment_id": segment.id, "reason": reason, "bytes": segment.bytes,
+                          "sha256": segment.sha256}, camera_id=segment.camera_id)
             session.delete(segment)
             session.flush()
             prune_gaps_before_recording(session, segment.camera_id, segment.end_us)

@@ -12,7 +12,7 @@ import multiprocessing
 import multiprocessing.connection
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,6 +46,23 @@ class Worker:
     started_monotonic_s: float = 0.0
     events: int = 0
     camera_ids: list[str] = field(default_factory=list)
+
+
+def index_segment(index: Any, event: SegmentClosed) -> tuple[int, int]:
+    """Indexes a segment, moved later if it would start before the camera's last one ended.
+
+    A server clock stepped backwards, or a recovered partial whose provisional start was
+    early, would otherwise overlap its predecessor and be refused. Returns the segment id
+    and the shift applied in microseconds. Blocking (runs on the index thread).
+    """
+    last = index.last_segment(event.camera_id)
+    shift_us = 0
+    if last is not None and last.path != event.path and event.start_us < last.end_us:
+        shift_us = last.end_us - event.start_us
+        event = replace(
+            event, start_us=event.start_us + shift_us, end_us=event.end_us + shift_us
+        )
+    return int(index.add_segment(event)), shift_us
 
 
 def shard(cameras: Sequence[CameraConfig], per_worker: int) -> list[list[CameraConfig]]:
@@ -213,7 +230,18 @@ class Supervisor:
     async def _index_event(self, event: SegmentClosed | RunEnded) -> None:
         try:
             if isinstance(event, SegmentClosed):
-                segment_id = await self._index_call(self._index.add_segment, event)
+                segment_id, shift_us = await self._index_call(
+                    index_segment, self._index, event
+                )
+                if shift_us:
+                    log.warning(
+                        "segment started before its predecessor ended; moved later %s",
+                        fields(
+                            camera=event.camera_id,
+                            segment=segment_id,
+                            shift_us=shift_us,
+                        ),
+                    )
                 log.info(
                     "segment indexed %s",
                     fields(

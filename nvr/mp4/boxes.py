@@ -43,8 +43,13 @@ class BoxHeader:
 
 def read_at(f: BinaryIO, offset: int, length: int) -> bytes:
     """Up to ``length`` bytes at ``offset``; fewer only at the end of the file."""
+    try:
+        fd = f.fileno()
+    except OSError:
+        # Not an OS file (a segment read by ranges from S3, nvr.export.pieces): seek+read.
+        f.seek(offset)
+        return f.read(length)
     chunks = []
-    fd = f.fileno()
     while length > 0:
         chunk = os.pread(fd, length, offset)
         if not chunk:

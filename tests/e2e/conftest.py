@@ -51,15 +51,32 @@ class RecorderProcess:
         self.config_path = workdir / "nvr.toml"
         self.config_path.write_text("\n\n".join(lines) + "\n")
         self.process: subprocess.Popen[bytes] | None = None
+        self.token: str | None = None
+        self.env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+
+    def create_token(self, role: str = "admin", name: str = "e2e") -> str:
+        """Creates a token with the real CLI, as an admin would."""
+        command = [sys.executable, "-m", "nvr", "token", "create"]
+        command += ["--config", str(self.config_path), "--role", role, "--name", name]
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=self.workdir,
+            check=True,
+        )
+        return done.stdout.strip().splitlines()[-1]
 
     def start(self) -> None:
+        if self.token is None:
+            self.token = self.create_token()
         log = self.log_path.open("ab")
-        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "nvr", "serve", "--config", str(self.config_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=self.env,
             cwd=self.workdir,
         )
         deadline = time.monotonic() + 30
@@ -94,7 +111,9 @@ class RecorderProcess:
     def get(
         self, path: str, headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
-        request = urllib.request.Request(self.url(path), headers=headers or {})
+        sent = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        sent.update(headers or {})
+        request = urllib.request.Request(self.url(path), headers=sent)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return response.status, dict(response.headers), response.read()

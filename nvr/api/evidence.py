@@ -1,0 +1,453 @@
+"""The evidence routes: export jobs, signing keys, package verification, holds, audit log.
+
+Registered by ``make_app`` through ``register_evidence``. The signing key is loaded (or
+created) at application start-up; export jobs run in the background (nvr.export.jobs).
+"""
+
+import asyncio
+import json
+import logging
+import os
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import BodyPartReader, web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from nvr.api.actor import request_actor
+from nvr.api.timerange import parse_time_range
+from nvr.auth.middleware import camera_visible
+from nvr.errors import NotFound, RequestError
+from nvr.evidence.chain import AuditRecord
+from nvr.evidence.signing import key_fingerprint, load_or_create_key, public_key_pem
+from nvr.evidence.verify import verify_package
+from nvr.export.jobs import ExportJobs
+from nvr.index import evidence as evidence_db
+from nvr.index.evidence import ExportRow, HoldRow
+from nvr.log import fields
+from nvr.timeutil import format_rfc3339, parse_rfc3339_us
+
+if TYPE_CHECKING:
+    from nvr.api.app import ApiContext
+
+log = logging.getLogger(__name__)
+
+PLAYBACK_ROUTE = "/api/v1/cameras/{camera_id}/video.mp4"
+UPLOAD_CHUNK_BYTES = 1024 * 1024
+MAX_UPLOAD_BYTES = 64 * 1024**3
+MAX_TEXT = 1024
+MAX_CASE_ID = 128
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Conflict(RequestError):
+    """The resource is not in a state that allows the request (an export not done)."""
+
+    status = 409
+
+
+class TooLarge(RequestError):
+    status = 413
+
+
+@dataclass
+class Evidence:
+    """Per-application evidence state; the key and jobs exist once the app has started."""
+
+    context: "ApiContext"
+    key_path: Path
+    exports_dir: Path
+    key: Ed25519PrivateKey | None = None
+    jobs: ExportJobs | None = None
+    camera_groups: dict[str, str] = field(default_factory=dict)
+
+    def started(self) -> tuple[Ed25519PrivateKey, ExportJobs]:
+        if self.key is None or self.jobs is None:
+            raise RuntimeError("evidence routes used before application start-up")
+        return self.key, self.jobs
+
+
+EVIDENCE = web.AppKey("evidence", Evidence)
+
+
+def default_paths(storage_root: Path) -> tuple[Path, Path]:
+    """Signing key and exports directory beside the storage root (not inside it)."""
+    var = Path(storage_root).parent
+    return var / "evidence" / "signing_key.pem", var / "exports"
+
+
+def register_evidence(app: web.Application, context: "ApiContext",
+                      key_path: Path | None = None, exports_dir: Path | None = None) -> None:
+    """Adds the evidence routes, start-up and clean-up hooks and the playback audit."""
+    default_key, default_exports = default_paths(Path(context.config.storage.root))
+    app[EVIDENCE] = Evidence(
+        context, key_path or default_key, exports_dir or default_exports,
+        camera_groups={camera.id: camera.group for camera in context.config.cameras},
+    )
+    app.on_startup.append(_startup)
+    app.on_cleanup.append(_cleanup)
+    app.middlewares.append(_playback_audit)
+    app.router.add_post("/api/v1/exports", create_export)
+    app.router.add_get("/api/v1/exports/{export_id}", get_export)
+    app.router.add_get("/api/v1/exports/{export_id}/download", download_export)
+    app.router.add_get("/api/v1/keys", list_keys)
+    app.router.add_post("/api/v1/verify", verify)
+    app.router.add_post("/api/v1/holds", create_hold)
+    app.router.add_get("/api/v1/holds", list_holds)
+    app.router.add_delete("/api/v1/holds/{hold_id}", release_hold)
+    app.router.add_get("/api/v1/audit", audit_log)
+
+
+async def _startup(app: web.Application) -> None:
+    evidence = app[EVIDENCE]
+    context = evidence.context
+    evidence.key = await asyncio.to_thread(load_or_create_key, evidence.key_path)
+    evidence.jobs = ExportJobs(
+        index=context.index, index_call=context.index_call,
+        storage_root=Path(context.config.storage.root), exports_dir=evidence.exports_dir,
+        key=evidence.key, camera_groups=evidence.camera_groups,
+    )
+    await evidence.jobs.start()
+    log.info("evidence ready %s", fields(key=key_fingerprint(evidence.key.public_key())))
+
+
+async def _cleanup(app: web.Application) -> None:
+    jobs = app[EVIDENCE].jobs
+    if jobs is not None:
+        await jobs.close()
+
+
+def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+          ) -> web.Response:
+    return web.json_response(data, status=status, headers=headers,
+                             dumps=lambda v: json.dumps(v, indent=1))
+
+
+async def _audit(request: web.Request, action: str, subject: str,
+                 details: dict[str, Any] | None = None, camera_id: str | None = None) -> None:
+    context = request.app[EVIDENCE].context
+    await context.index_call(evidence_db.record_audit, context.index, request_actor(request),
+                             action, subject, details, camera_id)
+
+
+@web.middleware
+async def _playback_audit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Writes an audit row for each playback request before it is served.
+
+    A player fetches one clip in many Range requests; only the first (no Range, or one
+    starting at byte 0) is recorded, so one viewing is one row.
+    """
+    resource = request.match_info.route.resource
+    if (request.method == "GET" and resource is not None
+            and resource.canonical == PLAYBACK_ROUTE and _first_range(request)):
+        camera_id = request.match_info["camera_id"]
+        await _audit(request, "playback", f"camera {camera_id}",
+                     {"start": request.query.get("start"), "end": request.query.get("end")},
+                     camera_id)
+    return await handler(request)
+
+
+def _first_range(request: web.Request) -> bool:
+    if "Range" not in request.headers:
+        return True
+    try:
+        return request.http_range.start in (None, 0)
+    except ValueError:
+        return True
+
+
+# request bodies
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestError(f"the body must be a JSON object: {exc}") from exc
+    if not isinstance(body, dict):
+        raise RequestError("the body must be a JSON object")
+    return body
+
+
+def _text(body: Mapping[str, Any], name: str, limit: int = MAX_TEXT) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise RequestError(f"{name!r} is required (a non-empty string)")
+    if len(value) > limit:
+        raise RequestError(f"{name!r} is longer than {limit} characters")
+    return value.strip()
+
+
+def _camera(request: web.Request, camera_id: str) -> str:
+    """The camera id if the config has it and the token may see it, else NotFound."""
+    groups = request.app[EVIDENCE].camera_groups
+    if camera_id not in groups or not camera_visible(request, camera_id, groups[camera_id]):
+        raise NotFound(f"unknown camera {camera_id!r}")
+    return camera_id
+
+
+def _range_request(request: web.Request, body: Mapping[str, Any]
+                   ) -> tuple[str, int, int, str, str]:
+    camera_id = _camera(request, _text(body, "camera"))
+    span = parse_time_range({"start": _text(body, "start"), "end": _text(body, "end")})
+    return (camera_id, span.start_us, span.end_us, _text(body, "case_id", MAX_CASE_ID),
+            _text(body, "reason"))
+
+
+# exports
+
+
+def _export_json(row: ExportRow, evidence: Evidence) -> dict[str, Any]:
+    live = evidence.jobs.progress(row.id) if evidence.jobs is not None else None
+    if row.state == "done":
+        progress: float | None = 1.0
+    elif live is not None and live.total:
+        progress = round(live.done / live.total, 4)
+    else:
+        progress = 0.0 if row.state in ("queued", "running") else None
+    return {
+        "id": row.id,
+        "camera": row.camera_id,
+        "start": format_rfc3339(row.start_us),
+        "end": format_rfc3339(row.end_us),
+        "case_id": row.case_id,
+        "reason": row.reason,
+        "exported_by": row.actor,
+        "state": row.state,
+        "phase": live.phase if live is not None else None,
+        "progress": progress,
+        "error": row.error,
+        "hold_id": row.hold_id,
+        "package_bytes": row.package_bytes,
+        "package_sha256": row.package_sha256,
+        "created": format_rfc3339(row.created_us),
+        "finished": format_rfc3339(row.finished_us) if row.finished_us else None,
+        "download": f"/api/v1/exports/{row.id}/download" if row.state == "done" else None,
+    }
+
+
+async def create_export(request: web.Request) -> web.Response:
+    evidence = request.app[EVIDENCE]
+    _, jobs = evidence.started()
+    camera_id, start_us, end_us, case_id, reason = _range_request(
+        request, await _json_body(request))
+    row = await jobs.submit(camera_id, start_us, end_us, case_id, reason,
+                            request_actor(request))
+    return _json(_export_json(row, evidence), 202,
+                 {"Location": f"/api/v1/exports/{row.id}"})
+
+
+async def _visible_export(request: web.Request) -> ExportRow:
+    evidence = request.app[EVIDENCE]
+    context = evidence.context
+    export_id = request.match_info["export_id"]
+    row: ExportRow | None = await context.index_call(evidence_db.export_by_id,
+                                                     context.index, export_id)
+    if row is None:
+        raise NotFound(f"unknown export {export_id!r}")
+    _camera(request, row.camera_id)
+    return row
+
+
+async def get_export(request: web.Request) -> web.Response:
+    row = await _visible_export(request)
+    return _json(_export_json(row, request.app[EVIDENCE]))
+
+
+async def download_export(request: web.Request) -> web.StreamResponse:
+    row = await _visible_export(request)
+    if row.state != "done":
+        raise Conflict(f"export {row.id} is {row.state}, not done")
+    _, jobs = request.app[EVIDENCE].started()
+    await _audit(request, "export-download", f"export {row.id}",
+                 {"case_id": row.case_id, "package_sha256": row.package_sha256},
+                 row.camera_id)
+    name = f"nvr-export-{row.camera_id}-{row.id}.zip"
+    return web.FileResponse(jobs.package_path(row.id), headers={
+        "Content-Type": "application/zip",
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "X-Package-SHA256": row.package_sha256 or "",
+    })
+
+
+# keys and verification
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    key, _ = request.app[EVIDENCE].started()
+    public = key.public_key()
+    return _json({"keys": [{
+        "algorithm": "Ed25519",
+        "sha256": key_fingerprint(public),
+        "public_key_pem": public_key_pem(public).decode("ascii"),
+    }]})
+
+
+async def verify(request: web.Request) -> web.Response:
+    """Verifies an uploaded package: a raw application/zip body, or multipart with a
+    ``package`` file part and an optional ``public_key`` PEM part. Without a key given,
+    the server's own signing key is the trusted one."""
+    evidence = request.app[EVIDENCE]
+    key, _ = evidence.started()
+    await asyncio.to_thread(evidence.exports_dir.mkdir, parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=evidence.exports_dir, suffix=".upload")
+    os.close(fd)
+    upload = Path(name)
+    try:
+        trusted_pem = await _receive_upload(request, upload)
+        given = trusted_pem is not None
+        trusted = trusted_pem if given else public_key_pem(key.public_key())
+        report = await asyncio.to_thread(verify_package, upload, trusted)
+    finally:
+        await asyncio.to_thread(upload.unlink, missing_ok=True)
+    manifest = report.manifest or {}
+    await _audit(request, "verify", f"package {manifest.get('export_id', 'unknown')}",
+                 {"passed": report.passed, "trusted_key": "given" if given else "server",
+                  "failed": [c.name for c in report.checks if not c.passed]})
+    return _json({
+        "passed": report.passed,
+        "trusted_key": "given" if given else "server",
+        "export_id": manifest.get("export_id"),
+        "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail}
+                   for c in report.checks],
+    })
+
+
+async def _receive_upload(request: web.Request, path: Path) -> bytes | None:
+    """Streams the package to ``path``; returns the public key PEM part if one came."""
+    if request.content_type != "multipart/form-data":
+        await _stream_to(request.content.iter_chunked(UPLOAD_CHUNK_BYTES), path)
+        return None
+    trusted: bytes | None = None
+    seen_package = False
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise RequestError("nested multipart bodies are not accepted")
+        if part.name == "package":
+            await _stream_to(_part_chunks(part), path)
+            seen_package = True
+        elif part.name == "public_key":
+            trusted = await part.read()
+        else:
+            raise RequestError(f"unexpected form field {part.name!r}")
+    if not seen_package:
+        raise RequestError("the form has no 'package' file")
+    return trusted
+
+
+async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(UPLOAD_CHUNK_BYTES):
+        yield chunk
+
+
+async def _stream_to(chunks: AsyncIterator[bytes], path: Path) -> None:
+    size = 0
+    with open(path, "wb") as f:  # noqa: ASYNC230 - each write is one chunk to a local disk
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > MAX_UPLOAD_BYTES:
+                raise TooLarge(f"package larger than {MAX_UPLOAD_BYTES} bytes")
+            await asyncio.to_thread(f.write, chunk)
+
+
+# holds
+
+
+def _hold_json(row: HoldRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "camera": row.camera_id,
+        "start": format_rfc3339(row.start_us),
+        "end": format_rfc3339(row.end_us),
+        "case_id": row.case_id,
+        "reason": row.reason,
+        "created_by": row.created_by,
+        "created": format_rfc3339(row.created_us),
+        "released_by": row.released_by,
+        "released": format_rfc3339(row.released_us) if row.released_us else None,
+    }
+
+
+async def create_hold(request: web.Request) -> web.Response:
+    context = request.app[EVIDENCE].context
+    camera_id, start_us, end_us, case_id, reason = _range_request(
+        request, await _json_body(request))
+    row = await context.index_call(evidence_db.place_hold, context.index, camera_id,
+                                   start_us, end_us, case_id, reason, request_actor(request))
+    return _json(_hold_json(row), 201, {"Location": f"/api/v1/holds?case_id={case_id}"})
+
+
+async def list_holds(request: web.Request) -> web.Response:
+    evidence = request.app[EVIDENCE]
+    context = evidence.context
+    camera_id = request.query.get("camera")
+    if camera_id is not None:
+        _camera(request, camera_id)
+    rows: list[HoldRow] = await context.index_call(
+        evidence_db.list_holds, context.index, camera_id, request.query.get("case_id"),
+        request.query.get("include_released") == "true")
+    visible = [row for row in rows if camera_visible(
+        request, row.camera_id, evidence.camera_groups.get(row.camera_id))]
+    return _json({"holds": [_hold_json(row) for row in visible]})
+
+
+async def release_hold(request: web.Request) -> web.Response:
+    context = request.app[EVIDENCE].context
+    try:
+        hold_id = int(request.match_info["hold_id"])
+    except ValueError as exc:
+        raise NotFound(f"unknown hold {request.match_info['hold_id']!r}") from exc
+    row = await context.index_call(evidence_db.release_hold, context.index, hold_id,
+                                   request_actor(request))
+    return _json(_hold_json(row))
+
+
+# audit log
+
+
+def _audit_json(record: AuditRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "at": format_rfc3339(record.at_us),
+        "at_us": record.at_us,
+        "actor": record.actor,
+        "action": record.action,
+        "camera": record.camera_id,
+        "subject": record.subject,
+        "details": json.loads(record.details),
+        "details_json": record.details,
+        "prev_hash": record.prev_hash,
+        "hash": record.hash,
+    }
+
+
+def _optional_time(query: Mapping[str, str], name: str) -> int | None:
+    text = query.get(name)
+    if not text:
+        return None
+    try:
+        return parse_rfc3339_us(text)
+    except RequestError as exc:
+        raise RequestError(f"{name}: {exc}") from exc
+
+
+async def audit_log(request: web.Request) -> web.Response:
+    """Audit rows, oldest first, filtered by ``start``, ``end``, ``actor``, ``action``."""
+    context = request.app[EVIDENCE].context
+    query = request.query
+    try:
+        limit = min(max(int(query.get("limit", "1000")), 1), 10_000)
+    except ValueError as exc:
+        raise RequestError("limit must be an integer") from exc
+    start_us = _optional_time(query, "start")
+    end_us = _optional_time(query, "end")
+    records = await context.index_call(
+        lambda: evidence_db.audit_entries(
+            context.index, start_us=start_us, end_us=end_us,
+            actor=query.get("actor") or None, action=query.get("action") or None,
+            limit=limit))
+    return _json({"entries": [_audit_json(record) for record in records]})

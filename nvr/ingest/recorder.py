@@ -1,0 +1,278 @@
+"""One camera's recording loop: connect over RTSP with PyAV, record runs, reconnect.
+
+``CameraRecorder.run()`` blocks its thread until ``stop`` is set. Each connection is a
+run (new run id); a disconnect, a stall or broken timestamps end it: the open segment is
+closed (it stays recorded), RunEnded is emitted, and the recorder backs off (capped
+exponential, full jitter) before reconnecting. Reads use a 1 s PyAV read timeout so a
+stop request or a stall is noticed within about a second even when no packet arrives.
+"""
+
+import logging
+import random
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import av
+import av.container
+import av.error
+
+from nvr.config import CameraConfig, RecordingConfig
+from nvr.errors import (
+    CameraError,
+    CameraStalled,
+    CameraUnreachable,
+    StorageError,
+    StreamUnsupported,
+)
+from nvr.ingest.events import CameraState, CameraStatus, Event, RunEnded
+from nvr.ingest.run import RunSegmenter, RunTracks
+from nvr.ingest.timing import TimestampBreak
+from nvr.log import fields, redact_text
+from nvr.segmenter.writer import audio_storable
+from nvr.timeutil import US_PER_S, monotonic_us, wall_now_us
+
+log = logging.getLogger(__name__)
+
+POLL_S = 1.0
+"""Longest a blocked read waits before the loop checks ``stop`` and the stall limit."""
+STATE_INTERVAL_US = 5 * US_PER_S
+"""A CameraState is sent at least this often while recording."""
+VIDEO_CODECS = frozenset({"h264", "hevc"})
+
+
+class _Opener:
+    """Opens the RTSP input on its own thread so a stop request need not wait for it.
+
+    ``av.open`` cannot be interrupted from outside except by its own timeout (up to
+    connect_timeout_seconds); if stop wins, the thread closes the container when the
+    open finally returns.
+    """
+
+    def __init__(self, url: str, options: dict[str, str], timeout: tuple[float, float]) -> None:
+        self._url = url
+        self._options = options
+        self._timeout = timeout
+        self._done = threading.Event()
+        self._abandoned = False
+        self._lock = threading.Lock()
+        self.container: av.container.InputContainer | None = None
+        self.error: av.error.FFmpegError | OSError | None = None
+
+    def open(self, stop: threading.Event) -> av.container.InputContainer | None:
+        """The open container; None if stop was set first. Raises CameraUnreachable."""
+        threading.Thread(target=self._open, name="rtsp-open", daemon=True).start()
+        while not self._done.wait(0.1):
+            if stop.is_set():
+                with self._lock:
+                    self._abandoned = True
+                    late = self.container
+                if late is not None:
+                    late.close()
+                return None
+        if self.error is not None:
+            raise CameraUnreachable(redact_text(str(self.error))) from self.error
+        return self.container
+
+    def _open(self) -> None:
+        try:
+            opened = av.open(self._url, options=self._options, timeout=self._timeout)
+        except (av.error.FFmpegError, OSError) as exc:
+            self.error = exc
+            self._done.set()
+            return
+        with self._lock:
+            if self._abandoned:
+                opened.close()
+                return
+            self.container = opened
+        self._done.set()
+
+
+class CameraRecorder:
+    """Records one camera until ``stop`` is set; events go to ``emit`` (thread-safe)."""
+
+    def __init__(
+        self,
+        camera: CameraConfig,
+        recording: RecordingConfig,
+        storage_root: Path,
+        emit: Callable[[Event], None],
+        stop: threading.Event,
+    ) -> None:
+        self._camera = camera
+        self._recording = recording
+        self._root = storage_root
+        self._emit = emit
+        self._stop = stop
+        self._state = CameraState(camera.id, CameraStatus.CONNECTING)
+        self._failures = 0
+        self._bitrate_window: tuple[int, int] = (monotonic_us(), 0)  # (since, bytes)
+
+    def run(self) -> None:
+        """Records until ``stop`` is set. Blocking; run it on its own thread."""
+        while not self._stop.is_set():
+            healthy = self._attempt()
+            if self._stop.is_set():
+                break
+            self._failures = 0 if healthy else self._failures + 1
+            self._set_state(status=CameraStatus.RECONNECTING,
+                            reconnects=self._state.reconnects + 1)
+            self._stop.wait(self._backoff_s())
+        self._set_state(status=CameraStatus.STOPPED)
+        log.info("recorder stopped %s", fields(camera=self._camera.id))
+
+    def _backoff_s(self) -> float:
+        """Capped exponential backoff with full jitter (uniform from 0 to the cap)."""
+        initial = self._recording.backoff_initial_seconds
+        cap = min(self._recording.backoff_max_seconds, initial * 2 ** min(self._failures, 30))
+        return random.uniform(0, cap)
+
+    def _attempt(self) -> bool:
+        """One connect and run; True when the run was healthy (it closed a segment)."""
+        try:
+            opened = self._connect()
+        except StreamUnsupported as exc:
+            self._failures = 64  # retrying soon cannot help: wait the longest backoff
+            self._set_state(status=CameraStatus.FAILED, last_error=str(exc))
+            log.error("stream unsupported %s", fields(camera=self._camera.id, error=exc))
+            return False
+        except CameraError as exc:
+            self._set_state(last_error=str(exc))
+            log.warning("connect failed %s", fields(camera=self._camera.id, error=exc))
+            return False
+        if opened is None:
+            return False
+        container, tracks = opened
+        try:
+            return self._record(container, tracks)
+        finally:
+            container.close()
+
+    def _connect(self) -> tuple[av.container.InputContainer, RunTracks] | None:
+        """Opens the camera's stream (None if stopped meanwhile). Blocking."""
+        if self._state.status != CameraStatus.RECONNECTING:
+            self._set_state(status=CameraStatus.CONNECTING)
+        log.info("connecting %s", fields(camera=self._camera.id))
+        stall_us = round(self._recording.stall_seconds * US_PER_S)
+        options = {"rtsp_transport": "tcp", "timeout": str(stall_us)}
+        read_timeout_s = min(POLL_S, self._recording.stall_seconds)
+        timeout = (self._recording.connect_timeout_seconds, read_timeout_s)
+        container = _Opener(self._camera.url, options, timeout).open(self._stop)
+        if container is None:
+            return None
+        try:
+            return container, self._tracks(container)
+        except StreamUnsupported:
+            container.close()
+            raise
+
+    def _tracks(self, container: av.container.InputContainer) -> RunTracks:
+        """The video track to store and the audio track if MP4 can carry it."""
+        if not container.streams.video:
+            raise StreamUnsupported("the stream has no video track")
+        video = container.streams.video[0]
+        if video.codec_context.name not in VIDEO_CODECS:
+            raise StreamUnsupported(f"video codec {video.codec_context.name} is not H.264/H.265")
+        audio = container.streams.audio[0] if container.streams.audio else None
+        if audio is not None and not audio_storable(audio):
+            log.warning(
+                "audio dropped: MP4 cannot carry it %s",
+                fields(camera=self._camera.id, codec=audio.codec_context.name),
+            )
+            audio = None
+        return RunTracks(video, audio)
+
+    def _record(self, container: av.container.InputContainer, tracks: RunTracks) -> bool:
+        """Records one run until it ends; emits RunEnded. True if it closed a segment."""
+        run_id = uuid.uuid4().hex
+        closed_count = 0
+
+        def on_closed(event: Event) -> None:
+            nonlocal closed_count
+            closed_count += 1
+            self._emit(event)
+
+        segmenter = RunSegmenter(
+            self._root, self._camera.id, run_id, self._recording.segment_seconds, tracks, on_closed
+        )
+        log.info("run started %s", fields(camera=self._camera.id, run=run_id))
+        self._set_state(status=CameraStatus.RECORDING, last_error=None)
+        reason, error = self._demux(container, tracks, segmenter)
+        try:
+            segmenter.finish()
+        except StorageError as exc:
+            segmenter.abandon()
+            reason, error = "storage-error", str(exc)
+        end_us = segmenter.last_end_us if segmenter.last_end_us is not None else wall_now_us()
+        self._emit(RunEnded(self._camera.id, run_id, end_us, reason))
+        log.info("run ended %s", fields(camera=self._camera.id, run=run_id, reason=reason,
+                                        segments=closed_count, error=error or "-"))
+        if error is not None:
+            self._set_state(last_error=error)
+        return closed_count > 0
+
+    def _demux(
+        self, container: av.container.InputContainer, tracks: RunTracks, segmenter: RunSegmenter
+    ) -> tuple[str, str | None]:
+        """Feeds packets to the segmenter until the run ends; returns (reason, error)."""
+        streams = [tracks.video] if tracks.audio is None else [tracks.video, tracks.audio]
+        stall_us = round(self._recording.stall_seconds * US_PER_S)
+        last_packet_mono_us = monotonic_us()
+        while not self._stop.is_set():
+            try:
+                for packet in container.demux(streams):
+                    if packet.size == 0:
+                        continue  # the flush packets PyAV yields at end of stream
+                    last_packet_mono_us = monotonic_us()
+                    self._count(packet.size)
+                    segmenter.feed(packet, wall_now_us())
+                    if self._stop.is_set():
+                        return "stopped", None
+                return "disconnected", "end of stream"
+            except av.error.ExitError:
+                # our 1 s read timeout fired: check stop, then the stall limit
+                if monotonic_us() - last_packet_mono_us >= stall_us:
+                    stalled = CameraStalled(f"no packet for {self._recording.stall_seconds} s")
+                    return "stalled", str(stalled)
+            except av.error.FFmpegError as exc:
+                return "disconnected", redact_text(str(exc))
+            except TimestampBreak as exc:
+                return exc.reason, str(exc)
+            except StorageError as exc:
+                segmenter.abandon()
+                return "storage-error", str(exc)
+        return "stopped", None
+
+    def _count(self, size: int) -> None:
+        """Updates packet counters; sends a CameraState every STATE_INTERVAL_US."""
+        now_mono_us = monotonic_us()
+        since_us, window_bytes = self._bitrate_window
+        window_bytes += size
+        state = self._state
+        changes: dict[str, object] = {
+            "packets": state.packets + 1,
+            "bytes": state.bytes + size,
+            "last_packet_us": wall_now_us(),
+        }
+        elapsed_us = now_mono_us - since_us
+        if elapsed_us < STATE_INTERVAL_US:
+            self._bitrate_window = (since_us, window_bytes)
+            self._state = replace(state, **changes)  # type: ignore[arg-type]
+            return
+        changes["bitrate_bps"] = window_bytes * 8 * US_PER_S // elapsed_us
+        self._bitrate_window = (now_mono_us, 0)
+        self._state = replace(state, **changes)  # type: ignore[arg-type]
+        self._emit(self._state)
+
+    def _set_state(self, **changes: object) -> None:
+        """Applies changes to the camera state and emits it (one log line per change)."""
+        new = replace(self._state, **changes)  # type: ignore[arg-type]
+        status_changed = new.status != self._state.status
+        self._state = new
+        self._emit(new)
+        if status_changed:
+            log.info("camera state %s", fields(camera=new.camera_id, status=new.status.value,
+                                               error=new.last_error or "-"))

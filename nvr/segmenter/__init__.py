@@ -1,0 +1,1 @@
+"""Writing segment files durably, and repairing them after a crash."""

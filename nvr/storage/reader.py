@@ -1,0 +1,38 @@
+"""Reading a segment from whichever tier holds it: the local file, else S3.
+
+A ``TieredSegment`` is a ``nvr.export.pieces.RangeReader``: clip planning and serving
+read it by byte ranges. Each read tries the local file first and falls back to ranged
+GETs of the object when the file is gone, so a segment evicted while a clip of it is
+being served keeps playing. Blocking: read from a worker thread.
+"""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nvr.storage.s3 import S3Store
+
+
+@dataclass(frozen=True)
+class TieredSegment:
+    """One segment: ``local_path`` if present, else ``key`` in the store's bucket."""
+
+    local_path: Path
+    key: str
+    size: int
+    store: S3Store = field(compare=False, repr=False)
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes at ``offset`` (fewer only at the end). Blocking."""
+        length = max(0, min(length, self.size - offset))
+        try:
+            descriptor = os.open(self.local_path, os.O_RDONLY)
+        except FileNotFoundError:
+            return self.store.read_range(self.key, offset, length)
+        try:
+            return os.pread(descriptor, length, offset)
+        finally:
+            os.close(descriptor)
+
+    def __str__(self) -> str:
+        return f"{self.local_path} (or s3://{self.store.bucket}/{self.key})"

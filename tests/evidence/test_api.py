@@ -1,0 +1,241 @@
+"""The evidence routes on the real app: export jobs, download, keys, verify, holds, audit."""
+
+import asyncio
+import io
+import json
+import zipfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+from aiohttp import FormData
+from aiohttp.test_utils import TestClient
+
+from nvr.api.app import ApiContext, make_app
+from nvr.auth.permissions import Role
+from nvr.auth.tokens import create_token
+from nvr.evidence.chain import GENESIS, audit_hash
+from nvr.evidence.verify import verify_package
+from nvr.timeutil import format_rfc3339
+
+from .support import GAP_US, WALL_T0_US, Archive, S, index_call
+
+ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+async def _client(aiohttp_client: ClientFactory, archive: Archive) -> TestClient[Any, Any]:
+    app = make_app(ApiContext(archive.config, {}, archive.index, index_call))
+    return await aiohttp_client(app)
+
+
+def _auth(archive: Archive, name: str, role: Role) -> dict[str, str]:
+    return {"Authorization": f"Bearer {create_token(archive.index, name, role)}"}
+
+
+async def export_package(client: TestClient[Any, Any], headers: dict[str, str],
+                         start_us: int, end_us: int) -> tuple[dict[str, Any], bytes]:
+    """Runs one export through the API and returns its final state and the package."""
+    answer = await client.post("/api/v1/exports", headers=headers, json={
+        "camera": "cam1", "start": format_rfc3339(start_us), "end": format_rfc3339(end_us),
+        "case_id": "CASE-42", "reason": "incident at the door"})
+    assert answer.status == 202, await answer.text()
+    export_id = (await answer.json())["id"]
+    for _ in range(200):
+        state = await (await client.get(f"/api/v1/exports/{export_id}", headers=headers)).json()
+        if state["state"] in ("done", "failed"):
+            break
+        await asyncio.sleep(0.05)
+    assert state["state"] == "done", state
+    download = await client.get(f"/api/v1/exports/{export_id}/download", headers=headers)
+    assert download.status == 200
+    return state, await download.read()
+
+
+def _top_level_boxes(data: bytes) -> list[str]:
+    boxes, offset = [], 0
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset:offset + 4], "big")
+        boxes.append(data[offset + 4:offset + 8].decode("ascii"))
+        offset += size
+    return boxes
+
+
+async def test_export_across_reconnect_lists_gap_verifies_and_plays(
+    aiohttp_client: ClientFactory, archive: Archive, tmp_path: Path
+) -> None:
+    client = await _client(aiohttp_client, archive)
+    operator = _auth(archive, "olive", Role.OPERATOR)
+    start_us, end_us = WALL_T0_US + 2 * S, archive.end_us - 2 * S
+
+    state, package = await export_package(client, operator, start_us, end_us)
+
+    assert state["progress"] == 1.0 and state["exported_by"] == "olive"
+    path = tmp_path / "package.zip"
+    path.write_bytes(package)
+    with zipfile.ZipFile(path) as archive_zip:
+        assert sorted(archive_zip.namelist()) == ["manifest.json", "manifest.sig",
+                                                  "public_key.pem", "video.mp4"]
+        manifest = json.loads(archive_zip.read("manifest.json"))
+        video = archive_zip.read("video.mp4")
+    assert manifest["gaps"] == [{
+        "start": format_rfc3339(archive.run_a_end_us),
+        "end": format_rfc3339(archive.run_b_start_us),
+        "start_us": archive.run_a_end_us, "end_us": archive.run_b_start_us,
+        "reason": "disconnected"}]
+    assert [s["id"] for s in manifest["segments"]] == archive.segment_ids
+    assert all(len(s["sha256"]) == 64 and len(s["chain_hash"]) == 64
+               for s in manifest["segments"])
+    assert manifest["exported_by"] == "olive" and manifest["case_id"] == "CASE-42"
+    assert manifest["requested"]["start_us"] == start_us
+    assert manifest["actual"]["start_us"] <= start_us
+    assert _top_level_boxes(video)[:2] == ["ftyp", "moov"]
+
+    with av.open(io.BytesIO(video)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    covered_s = (end_us - start_us - GAP_US) / S
+    assert frames >= covered_s * 25 - 25
+
+    keys = await (await client.get("/api/v1/keys", headers=operator)).json()
+    trusted = keys["keys"][0]["public_key_pem"].encode()
+    report = verify_package(path, trusted)
+    assert report.passed, report.checks
+    assert report.key_source == "trusted"
+
+
+async def test_export_places_hold_that_retention_honours(
+    aiohttp_client: ClientFactory, archive: Archive
+) -> None:
+    client = await _client(aiohttp_client, archive)
+    operator = _auth(archive, "olive", Role.OPERATOR)
+    await export_package(client, operator, WALL_T0_US, WALL_T0_US + 5 * S)
+
+    holds = await (await client.get("/api/v1/holds?case_id=CASE-42", headers=operator)).json()
+    old = archive.index.segments_older_than(archive.end_us + S, 100)
+
+    assert len(holds["holds"]) == 1
+    assert holds["holds"][0]["created_by"] == "olive"
+    assert archive.segment_ids[0] not in [row.id for row in old]
+    assert archive.segment_ids[1] not in [row.id for row in old]
+    assert archive.segment_ids[2] in [row.id for row in old]
+    assert archive.index.held(archive.segment_ids[0])
+    assert archive.index.delete_segment_row(archive.segment_ids[0], "retention", 1) is None
+
+    hold_id = holds["holds"][0]["id"]
+    released = await client.delete(f"/api/v1/holds/{hold_id}", headers=operator)
+    assert released.status == 200
+    assert not archive.index.held(archive.segment_ids[0])
+
+
+async def test_export_of_empty_range_fails_with_reason(
+    aiohttp_client: ClientFactory, archive: Archive
+) -> None:
+    client = await _client(aiohttp_client, archive)
+    operator = _auth(archive, "olive", Role.OPERATOR)
+    answer = await client.post("/api/v1/exports", headers=operator, json={
+        "camera": "cam1", "start": format_rfc3339(WALL_T0_US - 100 * S),
+        "end": format_rfc3339(WALL_T0_US - 50 * S), "case_id": "C", "reason": "r"})
+    export_id = (await answer.json())["id"]
+    for _ in range(100):
+        state = await (await client.get(f"/api/v1/exports/{export_id}",
+                                        headers=operator)).json()
+        if state["state"] == "failed":
+            break
+        await asyncio.sleep(0.05)
+
+    assert state["state"] == "failed"
+    assert "no recording" in state["error"]
+    download = await client.get(f"/api/v1/exports/{export_id}/download", headers=operator)
+    assert download.status == 409
+
+
+async def test_export_with_altered_source_fails_naming_segment(
+    aiohttp_client: ClientFactory, archive: Archive
+) -> None:
+    client = await _client(aiohttp_client, archive)
+    operator = _auth(archive, "olive", Role.OPERATOR)
+    target = archive.path_of(archive.segment_ids[1])
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+
+    answer = await client.post("/api/v1/exports", headers=operator, json={
+        "camera": "cam1", "start": format_rfc3339(WALL_T0_US),
+        "end": format_rfc3339(WALL_T0_US + 10 * S), "case_id": "C", "reason": "r"})
+    export_id = (await answer.json())["id"]
+    for _ in range(100):
+        state = await (await client.get(f"/api/v1/exports/{export_id}",
+                                        headers=operator)).json()
+        if state["state"] == "failed":
+            break
+        await asyncio.sleep(0.05)
+
+    assert state["state"] == "failed"
+    assert f"segment {archive.segment_ids[1]}" in state["error"]
+
+
+@pytest.mark.parametrize("tamper", [False, True])
+async def test_verify_upload_reports_each_check(
+    aiohttp_client: ClientFactory, archive: Archive, tamper: bool
+) -> None:
+    client = await _client(aiohttp_client, archive)
+    operator = _auth(archive, "olive", Role.OPERATOR)
+    auditor = _auth(archive, "audrey", Role.AUDITOR)
+    _, package = await export_package(client, operator, WALL_T0_US, WALL_T0_US + 6 * S)
+    if tamper:
+        package = flip_video_byte(package)
+
+    form = FormData()
+    form.add_field("package", package, filename="p.zip", content_type="application/zip")
+    answer = await client.post("/api/v1/verify", headers=auditor, data=form)
+    result = await answer.json()
+
+    assert answer.status == 200
+    assert result["passed"] is (not tamper)
+    failed = [check["name"] for check in result["checks"] if not check["passed"]]
+    assert failed == (["file video.mp4"] if tamper else [])
+
+
+async def test_audit_log_records_actions_in_an_intact_chain(
+    aiohttp_client: ClientFactory, archive: Archive
+) -> None:
+    client = await _client(aiohttp_client, archive)
+    operator = _auth(archive, "olive", Role.OPERATOR)
+    auditor = _auth(archive, "audrey", Role.AUDITOR)
+    viewer = _auth(archive, "vic", Role.VIEWER)
+    query = f"start={format_rfc3339(WALL_T0_US)}&end={format_rfc3339(WALL_T0_US + 4 * S)}"
+    await client.get(f"/api/v1/cameras/cam1/video.mp4?{query}", headers=viewer)
+    await export_package(client, operator, WALL_T0_US, WALL_T0_US + 4 * S)
+
+    every = await (await client.get("/api/v1/audit", headers=auditor)).json()
+    exports = await (await client.get("/api/v1/audit?action=export&actor=olive",
+                                      headers=auditor)).json()
+    forbidden = await client.get("/api/v1/audit", headers=operator)
+
+    actions = [entry["action"] for entry in every["entries"]]
+    assert actions == ["playback", "hold-place", "export", "export-download"]
+    assert [e["actor"] for e in every["entries"]] == ["vic", "olive", "olive", "olive"]
+    assert len(exports["entries"]) == 1
+    assert exports["entries"][0]["details"]["case_id"] == "CASE-42"
+    assert forbidden.status == 403
+    previous = GENESIS
+    for entry in every["entries"]:
+        assert entry["prev_hash"] == previous
+        assert entry["hash"] == audit_hash(previous, entry["at_us"], entry["actor"],
+                                           entry["action"], entry["camera"],
+                                           entry["subject"], entry["details_json"])
+        previous = entry["hash"]
+
+
+def flip_video_byte(package: bytes) -> bytes:
+    """The package with one byte in the middle of video.mp4's data inverted."""
+    with zipfile.ZipFile(io.BytesIO(package)) as archive_zip:
+        info = archive_zip.getinfo("video.mp4")
+    header = info.header_offset
+    name_length = int.from_bytes(package[header + 26:header + 28], "little")
+    extra_length = int.from_bytes(package[header + 28:header + 30], "little")
+    middle = header + 30 + name_length + extra_length + info.compress_size // 2
+    data = bytearray(package)
+    data[middle] ^= 0xFF
+    return bytes(data)
