@@ -34,6 +34,17 @@ class StorageConfig(_Strict):
     root: Path = Field(
         Path("var/segments"), description="directory holding segment files"
     )
+    # retention (issue 4): disk pressure marks, see docs/retention.md
+    high_water_percent: Annotated[float, Field(gt=0, le=100)] = 90
+    """Above this share of the disk in use, space is freed (default 90)."""
+    low_water_percent: Annotated[float, Field(gt=0, le=100)] = 80
+    """Freeing space stops once usage is back under this share (default 80)."""
+
+    @model_validator(mode="after")
+    def _water_marks(self) -> Self:
+        if self.low_water_percent >= self.high_water_percent:
+            raise ValueError("low_water_percent must be below high_water_percent")
+        return self
 
 
 class IndexConfig(_Strict):
@@ -102,6 +113,9 @@ class GroupConfig(_Strict):
     """With ``[s3]`` set, a replicated segment's local copy is removed this many days
     after the segment ends; unreplicated segments are never evicted. None (default)
     keeps local copies until retention."""
+    priority: Annotated[int, Field(ge=0, le=1000)] = 0
+    """Under disk pressure, groups of lower priority lose their oldest segments first
+    (default 0; the preset key-area has 10)."""
 
     @model_validator(mode="after")
     def _local_within_retention(self) -> Self:
@@ -234,7 +248,7 @@ class S3Config(_Strict):
 
 DEFAULT_GROUPS = (
     GroupConfig(name="general", retention_days=30),
-    GroupConfig(name="key-area", retention_days=90),
+    GroupConfig(name="key-area", retention_days=90, priority=10),
 )
 
 

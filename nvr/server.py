@@ -21,6 +21,7 @@ from nvr.index.db import open_index
 from nvr.index.repo import Index
 from nvr.ingest.supervisor import Supervisor
 from nvr.log import fields
+from nvr.metrics import Metrics
 from nvr.retention.sweeper import sweep
 from nvr.storage.service import Replication
 
@@ -92,6 +93,8 @@ async def _serve(config: Config, log_level: str) -> None:
     await index_call(index.sync_groups_and_cameras, config.groups, config.cameras)
     recorded = [camera for camera in config.cameras if camera.enabled]
     supervisor = Supervisor(config, recorded, index_call, index, log_level)
+    metrics = Metrics(supervisor.states)  # health (issue 7): one registry per server
+    supervisor.on_segment_indexed = metrics.segment_indexed
     await supervisor.start()
 
     sweeper = asyncio.create_task(_sweep_forever(config, index, index_call), name="sweeper")
@@ -99,7 +102,9 @@ async def _serve(config: Config, log_level: str) -> None:
     replication = Replication(config, index, index_call) if config.s3 else None
     if replication is not None:
         await replication.start()
-    app = make_app(ApiContext(config, supervisor.states, index, index_call, replication))
+    app = make_app(
+        ApiContext(config, supervisor.states, index, index_call, replication, metrics)
+    )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(

@@ -12,14 +12,19 @@ from aiohttp import web
 
 from nvr import __version__
 from nvr.api.evidence import register_evidence
+from nvr.api.health import register_health
+from nvr.api.metrics import http_metrics, register_metrics
+from nvr.api.openapi import register_openapi
 from nvr.api.storage import register_storage
 from nvr.api.timerange import parse_time_range
 from nvr.auth.middleware import AUTH, Authenticator, auth_middleware, camera_visible
 from nvr.config import Config
-from nvr.errors import NotFound, RequestError
+from nvr.errors import NotFound, NvrError, RequestError
 from nvr.export.clip import ClipPlan, ClipSource, plan_clip
 from nvr.ingest.events import CameraState, CameraStatus
 from nvr.log import fields, redact_url
+from nvr.metrics import Metrics
+from nvr.segmenter.files import segment_file
 from nvr.timeutil import format_rfc3339
 
 if TYPE_CHECKING:
@@ -39,6 +44,7 @@ class ApiContext:
     index: Any
     index_call: Callable[..., Awaitable[Any]]
     replication: "Replication | None" = None  # S3 (issue 3); None when [s3] is unset
+    metrics: Metrics | None = None  # health (issue 7); None: the app makes its own
 
 
 CONTEXT = web.AppKey("context", ApiContext)
@@ -66,6 +72,10 @@ async def _errors(
         return _json(
             {"error": {"status": exc.status, "message": exc.reason}}, exc.status
         )
+    except NvrError as exc:
+        # health (issue 7): a server-side failure still answers in the error schema
+        log.error("request failed %s", fields(path=request.path, error=exc))
+        return _json({"error": {"status": 500, "message": "internal error"}}, 500)
 
 
 def _camera_or_404(context: ApiContext, camera_id: str) -> None:
@@ -188,7 +198,7 @@ async def _plan(request: web.Request) -> ClipPlan:
     # S3 (issue 3): a replicated segment is read locally while present, else from S3
     replication = context.replication
     locations = (
-        [root / row.path for row in rows]
+        [segment_file(root, row.path) for row in rows]
         if replication is None
         else await replication.locations(rows)
     )
@@ -259,7 +269,7 @@ async def video_mp4(request: web.Request) -> web.StreamResponse:
 def make_app(context: ApiContext) -> web.Application:
     """The aiohttp application serving the v1 API."""
     app = web.Application(
-        middlewares=[_errors, auth_middleware], client_max_size=64 * 1024
+        middlewares=[http_metrics, _errors, auth_middleware], client_max_size=64 * 1024
     )
     app[CONTEXT] = context
     # auth (issue 8): every route needs an entry in nvr.auth.permissions.ROUTE_PERMISSIONS
@@ -274,4 +284,8 @@ def make_app(context: ApiContext) -> web.Application:
     app.router.add_get("/api/v1/cameras/{camera_id}/video.mp4", video_mp4)
     register_evidence(app, context)  # evidence (issue 5): exports, keys, verify, audit
     register_storage(app)  # S3 replication (issue 3): GET /api/v1/storage
+    # health (issue 7): /readyz, /metrics, the OpenAPI document
+    register_health(app)
+    register_metrics(app, context.metrics or Metrics(context.states))
+    register_openapi(app)
     return app

@@ -109,6 +109,7 @@ async def _startup(app: web.Application) -> None:
         index=context.index, index_call=context.index_call,
         storage_root=Path(context.config.storage.root), exports_dir=evidence.exports_dir,
         key=evidence.key, camera_groups=evidence.camera_groups,
+        locate=None if context.replication is None else context.replication.locations,
     )
     await evidence.jobs.start()
     log.info("evidence ready %s", fields(key=key_fingerprint(evidence.key.public_key())))

@@ -30,6 +30,8 @@ class Permission(StrEnum):
     ARCHIVE_AUDIT = "archive:audit"
     STORAGE_READ = "storage:read"
     """Replication status: S3 backlog, errors (issue 3)."""
+    METRICS = "metrics"
+    """Prometheus metrics at /metrics (issue 7)."""
     ADMIN = "admin"
     """Cameras, groups, retention and tokens."""
 
@@ -39,6 +41,8 @@ class Role(StrEnum):
     OPERATOR = "operator"
     ADMIN = "admin"
     AUDITOR = "auditor"
+    MONITOR = "monitor"
+    """A Prometheus scraper: metrics only (issue 7)."""
 
 
 _VIEWER = frozenset(
@@ -55,6 +59,7 @@ _OPERATOR = _VIEWER | {
     Permission.HOLDS_READ,
     Permission.HOLDS_WRITE,
     Permission.STORAGE_READ,
+    Permission.METRICS,
 }
 # Note: an auditor sees what is recorded (listings carry each segment's SHA-256) but
 # plays nothing back unless the token is also granted Permission.PLAYBACK.
@@ -69,6 +74,7 @@ _AUDITOR = frozenset(
         Permission.AUDIT_READ,
         Permission.ARCHIVE_AUDIT,
         Permission.STORAGE_READ,
+        Permission.METRICS,
     }
 )
 
@@ -76,6 +82,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: _VIEWER,
     Role.OPERATOR: _OPERATOR,
     Role.AUDITOR: _AUDITOR,
+    Role.MONITOR: frozenset({Permission.METRICS}),
     Role.ADMIN: frozenset(Permission) - {Permission.PUBLIC},
 }
 
@@ -97,6 +104,9 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("DELETE", "/api/v1/holds/{hold_id}"): Permission.HOLDS_WRITE,
     ("GET", "/api/v1/audit"): Permission.AUDIT_READ,
     ("GET", "/api/v1/storage"): Permission.STORAGE_READ,  # S3 replication (issue 3)
+    # health (issue 7): the document is public; metrics need a token (Prometheus sends one)
+    ("GET", "/metrics"): Permission.METRICS,
+    ("GET", "/api/v1/openapi.json"): Permission.PUBLIC,
 }
 
 

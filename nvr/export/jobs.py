@@ -8,7 +8,7 @@ at most ``concurrency`` jobs build at once, the rest wait queued.
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -21,15 +21,20 @@ from nvr.errors import NotFound, NvrError, StorageError
 from nvr.evidence.signing import key_fingerprint
 from nvr.export.clip import ClipPlan, ClipSource, plan_clip
 from nvr.export.manifest import ExportFacts, PackedFile, build_manifest, range_gaps
-from nvr.export.package import PackageResult, hash_file, write_package
+from nvr.export.package import PackageResult, hash_location, write_package
+from nvr.export.pieces import SegmentLocation
 from nvr.index import evidence as evidence_db
 from nvr.index.evidence import ExportRow
 from nvr.index.repo import Index
 from nvr.index.rows import SegmentRow
 from nvr.log import fields
+from nvr.segmenter.files import segment_file
 from nvr.timeutil import wall_now_us
 
 log = logging.getLogger(__name__)
+
+# Finds where each segment is read (local file or S3 reader); None means local only.
+Locate = Callable[[Sequence[SegmentRow]], Awaitable[list[SegmentLocation]]]
 
 IndexCall = Callable[..., Awaitable[Any]]
 CHUNK_BYTES = 1024 * 1024
@@ -53,7 +58,8 @@ class ExportJobs:
 
     def __init__(self, *, index: Index, index_call: IndexCall, storage_root: Path,
                  exports_dir: Path, key: Ed25519PrivateKey, camera_groups: dict[str, str],
-                 concurrency: int = 2, clock: Callable[[], int] = wall_now_us) -> None:
+                 concurrency: int = 2, clock: Callable[[], int] = wall_now_us,
+                 locate: Locate | None = None) -> None:
         self._index = index
         self._index_call = index_call
         self._storage_root = storage_root
@@ -62,6 +68,7 @@ class ExportJobs:
         self._camera_groups = camera_groups
         self._slots = asyncio.Semaphore(concurrency)
         self._clock = clock
+        self._locate = locate
         self._progress: dict[str, ExportProgress] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -146,15 +153,26 @@ class ExportJobs:
             gaps=range_gaps(segments, gaps, row.start_us, row.end_us),
             nvr_version=__version__, key_sha256=key_fingerprint(self._key.public_key()),
         )
-        return await asyncio.to_thread(self._package, facts, progress)
+        locations = await self._locations(facts.segments)
+        return await asyncio.to_thread(self._package, facts, locations, progress)
 
-    def _package(self, facts: ExportFacts, progress: ExportProgress) -> PackageResult:
+    async def _locations(self, segments: Sequence[SegmentRow]) -> list[SegmentLocation]:
+        """Where each source is read: the local file, or S3 once its copy was evicted."""
+        if self._locate is not None:
+            return await self._locate(segments)
+        return [segment_file(self._storage_root, segment.path) for segment in segments]
+
+    def _package(self, facts: ExportFacts, locations: Sequence[SegmentLocation],
+                 progress: ExportProgress) -> PackageResult:
         """Checks the sources, plans the clip and writes the package. Blocking."""
         progress.phase = "checking sources"
         progress.total = sum(segment.bytes for segment in facts.segments)
-        self._check_sources(facts.segments, progress)
+        self._check_sources(facts.segments, locations, progress)
 
-        sources = [self._clip_source(segment) for segment in facts.segments]
+        sources = [
+            self._clip_source(segment, location)
+            for segment, location in zip(facts.segments, locations, strict=True)
+        ]
         plan: ClipPlan = plan_clip(sources, facts.requested_start_us, facts.requested_end_us)
         progress.phase = "writing"
         checked = progress.done
@@ -172,19 +190,17 @@ class ExportJobs:
                              created_us, advance)
 
     def _check_sources(self, segments: tuple[SegmentRow, ...],
+                       locations: Sequence[SegmentLocation],
                        progress: ExportProgress) -> None:
         """Fails the export if any source no longer matches its ingest SHA-256."""
-        # Limitation: only the local tier is read; segments moved to S3 need a tier-aware
-        # opener here and in plan_clip's sources.
-        for segment in segments:
-            path = self._storage_root / segment.path
+        for segment, location in zip(segments, locations, strict=True):
             before = progress.done
 
             def advance(done: int, before: int = before) -> None:
                 progress.done = before + done
 
             try:
-                digest = hash_file(path, advance)
+                digest = hash_location(location, advance)
             except FileNotFoundError as exc:
                 raise StorageError(f"segment {segment.id} ({segment.path}) is missing") from exc
             if digest != segment.sha256:
@@ -192,7 +208,7 @@ class ExportJobs:
                                    f"ingest sha256")
             progress.done = before + segment.bytes
 
-    def _clip_source(self, segment: SegmentRow) -> ClipSource:
-        return ClipSource(path=self._storage_root / segment.path, start_us=segment.start_us,
+    def _clip_source(self, segment: SegmentRow, location: SegmentLocation) -> ClipSource:
+        return ClipSource(path=location, start_us=segment.start_us,
                           end_us=segment.end_us, timescale=segment.timescale,
                           keyframes=tuple(segment.keyframes), size=segment.bytes)

@@ -26,6 +26,7 @@ from nvr.evidence.format import (
 )
 from nvr.evidence.signing import public_key_pem
 from nvr.export.manifest import PackedFile
+from nvr.export.pieces import SegmentLocation
 from nvr.timeutil import us_to_datetime
 
 HASH_CHUNK_BYTES = 1024 * 1024
@@ -110,6 +111,23 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def hash_location(location: SegmentLocation, progress: Progress | None = None) -> str:
+    """SHA-256 (hex) of a segment wherever it lives: a local file or ranged reads. Blocking."""
+    if isinstance(location, Path):
+        return hash_file(location, progress)
+    digest = hashlib.sha256()
+    done = 0
+    while done < location.size:
+        chunk = location.read_range(done, min(HASH_CHUNK_BYTES, location.size - done))
+        if not chunk:
+            break
+        digest.update(chunk)
+        done += len(chunk)
+        if progress is not None:
+            progress(done)
+    return digest.hexdigest()
 
 
 def hash_file(path: Path, progress: Progress | None = None) -> str:

@@ -14,6 +14,7 @@ costs about 1 KB for a 60 s segment with 1 s GOPs.
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -53,6 +54,10 @@ class Group(Base):
     name: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     retention_days: Mapped[int] = mapped_column(Integer)
     created_us: Mapped[int] = mapped_column(BigInteger)
+    # retention (issue 4, revision 0005): NULL local_days keeps local copies until
+    # retention; NULL priority counts as 0 (lowest, first to lose space).
+    local_days: Mapped[float | None] = mapped_column(Float)
+    priority: Mapped[int | None] = mapped_column(Integer)
 
 
 class Camera(Base):
@@ -114,6 +119,10 @@ class Segment(Base):
     # Note: nullable only because SQLite cannot add a NOT NULL column without a default;
     # revision 0003 fills it for every existing row and add_segment always sets it.
     chain_hash: Mapped[str | None] = mapped_column(String(64))
+    # retention (issue 4, revision 0005): set when this segment's deletion began; its
+    # file and object are removed next, then the row (docs/retention.md).
+    deleting_us: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    deleting_reason: Mapped[str | None] = mapped_column(String(REASON_LENGTH))
 
 
 class Gap(Base):

@@ -17,6 +17,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from nvr.config import CameraConfig, Config
 from nvr.errors import NvrError
 from nvr.ingest.events import CameraState, CameraStatus, Event, RunEnded, SegmentClosed
@@ -32,6 +34,10 @@ IndexCall = Callable[..., Awaitable[Any]]
 
 # A dead worker is restarted after this delay, doubled per quick death, capped.
 RESTART_DELAY_S = (0.5, 10.0)
+# A failed index write that may succeed later (database locked or unreachable) is retried
+# after this delay, doubled per failure, capped; while stopping, only this many times.
+INDEX_RETRY_S = (0.2, 5.0)
+INDEX_RETRIES_WHILE_STOPPING = 3
 
 
 @dataclass
@@ -63,6 +69,14 @@ def index_segment(index: Any, event: SegmentClosed) -> tuple[int, int]:
             event, start_us=event.start_us + shift_us, end_us=event.end_us + shift_us
         )
     return int(index.add_segment(event)), shift_us
+
+
+def transient_index_error(exc: NvrError) -> bool:
+    """Whether an index failure may pass by itself (locked, unreachable, connection lost).
+
+    Refusals (overlap, unknown camera, same path with other content) are permanent.
+    """
+    return isinstance(exc.__cause__, (OperationalError, InterfaceError))
 
 
 def shard(cameras: Sequence[CameraConfig], per_worker: int) -> list[list[CameraConfig]]:
@@ -102,6 +116,12 @@ class Supervisor:
         self._monitor: asyncio.Task[None] | None = None
         self._stopping = False
         self._pending: set[asyncio.Task[None]] = set()
+        # one lock per camera keeps its index writes in arrival order across retries
+        self._index_locks: dict[str, asyncio.Lock] = {}
+        self.index_error: str | None = None
+        """The last transient index failure while writes are being retried, else None."""
+        # health (issue 7): called with each segment committed to the index (metrics)
+        self.on_segment_indexed: Callable[[SegmentClosed], None] | None = None
 
     @property
     def workers(self) -> list[Worker]:
@@ -228,43 +248,69 @@ class Supervisor:
             )
 
     async def _index_event(self, event: SegmentClosed | RunEnded) -> None:
-        try:
-            if isinstance(event, SegmentClosed):
-                segment_id, shift_us = await self._index_call(
-                    index_segment, self._index, event
-                )
-                if shift_us:
-                    log.warning(
-                        "segment started before its predecessor ended; moved later %s",
-                        fields(
-                            camera=event.camera_id,
-                            segment=segment_id,
-                            shift_us=shift_us,
-                        ),
+        """Indexes one event after the camera's earlier ones, retrying transient failures."""
+        lock = self._index_locks.setdefault(event.camera_id, asyncio.Lock())
+        async with lock:
+            await self._index_with_retry(event)
+
+    async def _index_with_retry(self, event: SegmentClosed | RunEnded) -> None:
+        delay_s = INDEX_RETRY_S[0]
+        failures = 0
+        while True:
+            try:
+                await self._write_event(event)
+            except NvrError as exc:
+                failures += 1
+                gives_up = self._stopping and failures > INDEX_RETRIES_WHILE_STOPPING
+                if not transient_index_error(exc) or gives_up:
+                    # The file stays on disk; startup reconciliation offers it again.
+                    log.error(
+                        "index write failed %s", fields(camera=event.camera_id, error=exc)
                     )
+                    return
+                self.index_error = str(exc)
+                log.warning(
+                    "index write failed; retrying %s",
+                    fields(camera=event.camera_id, attempt=failures, delay_s=delay_s,
+                           error=exc),
+                )
+                await asyncio.sleep(delay_s)
+                delay_s = min(INDEX_RETRY_S[1], delay_s * 2)
+                continue
+            if failures:
+                self.index_error = None
                 log.info(
-                    "segment indexed %s",
-                    fields(
-                        camera=event.camera_id,
-                        segment=segment_id,
-                        start=format_rfc3339(event.start_us),
-                        end=format_rfc3339(event.end_us),
-                        bytes=event.bytes,
-                    ),
+                    "index write succeeded after retries %s",
+                    fields(camera=event.camera_id, attempts=failures + 1),
                 )
-            else:
-                await self._index_call(
-                    self._index.end_run,
-                    event.camera_id,
-                    event.run_id,
-                    event.end_us,
-                    event.reason,
-                )
-        except NvrError as exc:
-            # The file stays on disk; startup reconciliation offers it to the index again.
-            log.error(
-                "index write failed %s", fields(camera=event.camera_id, error=exc)
+            return
+
+    async def _write_event(self, event: SegmentClosed | RunEnded) -> None:
+        """One attempt at indexing ``event``; raises NvrError (StorageError) on failure."""
+        if isinstance(event, RunEnded):
+            await self._index_call(
+                self._index.end_run, event.camera_id, event.run_id, event.end_us,
+                event.reason,
             )
+            return
+        segment_id, shift_us = await self._index_call(index_segment, self._index, event)
+        if self.on_segment_indexed is not None:
+            self.on_segment_indexed(event)
+        if shift_us:
+            log.warning(
+                "segment started before its predecessor ended; moved later %s",
+                fields(camera=event.camera_id, segment=segment_id, shift_us=shift_us),
+            )
+        log.info(
+            "segment indexed %s",
+            fields(
+                camera=event.camera_id,
+                segment=segment_id,
+                start=format_rfc3339(event.start_us),
+                end=format_rfc3339(event.end_us),
+                bytes=event.bytes,
+            ),
+        )
 
     async def _watch_workers(self) -> None:
         while not self._stopping:

@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from nvr.errors import StorageError
 from nvr.timeutil import us_to_datetime
@@ -61,6 +61,20 @@ def parse_closed_start_us(name: str, camera_id: str) -> int | None:
     if match is None or match["camera_id"] != camera_id:
         return None
     return int(match["start_us"])
+
+
+def segment_file(root: Path, relative: str) -> Path:
+    """The file of an indexed segment path, refused unless it stays inside ``root``.
+
+    Paths in the index are written by the supervisor and always relative, but a row
+    altered by hand (or a bug) must not make playback or export read outside storage.
+    Note: a lexical check, so a symlink an administrator placed under ``root`` (a camera
+    directory on another disk) still works.
+    """
+    parts = PurePosixPath(relative).parts
+    if not parts or PurePosixPath(relative).is_absolute() or ".." in parts:
+        raise StorageError(f"segment path {relative!r} is not inside the storage root")
+    return root.joinpath(*parts)
 
 
 def fsync_dir(path: Path) -> None:

@@ -31,6 +31,7 @@ DESIGN: dict[Permission, set[str]] = {
     Permission.AUDIT_READ: AUDITORS,
     Permission.ARCHIVE_AUDIT: AUDITORS,
     Permission.STORAGE_READ: {"operator", "admin", "auditor", "auditor-playback"},
+    Permission.METRICS: {"operator", "admin", "auditor", "auditor-playback"},
     Permission.ADMIN: {"admin"},
 }
 UNAUTHENTICATED = {"none", "wrong", "revoked"}

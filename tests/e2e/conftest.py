@@ -24,6 +24,26 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def child_pids(pid: int) -> list[int]:
+    """The direct children of ``pid`` (Linux /proc)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return children
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in status
+
+
 class RecorderProcess:
     """One ``nvr serve`` process with its own storage, index and port."""
 
@@ -78,6 +98,7 @@ class RecorderProcess:
             stderr=subprocess.STDOUT,
             env=self.env,
             cwd=self.workdir,
+            start_new_session=True,  # its own process group, so kill() can take it all
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -99,6 +120,19 @@ class RecorderProcess:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+    def kill(self, *, group: bool) -> list[int]:
+        """SIGKILLs ``nvr serve``, with its workers if ``group``; returns the worker pids."""
+        assert self.process is not None
+        pid = self.process.pid
+        workers = child_pids(pid)
+        if group:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        self.process.wait()
+        self.process = None
+        return workers
 
     def log_text(self) -> str:
         return (
