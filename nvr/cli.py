@@ -10,6 +10,7 @@ from nvr.config import Config, load_config
 from nvr.errors import NvrError
 from nvr.evidence.commands import audit_command, verify_command
 from nvr.log import setup_logging
+from nvr.retention.cli import retention_command
 
 
 def _config(path: Path | None) -> Config:
@@ -60,3 +61,4 @@ def check_config(config_path: Path) -> None:
 main.add_command(token_commands)  # nvr token create|list|revoke (issue 8)
 main.add_command(verify_command)  # nvr verify PACKAGE (issue 5, offline)
 main.add_command(audit_command)  # nvr audit --config --camera (issue 5)
+main.add_command(retention_command)  # nvr retention plan (issue 4)

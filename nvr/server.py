@@ -13,25 +13,22 @@ import uvloop
 from aiohttp import web
 
 from nvr.api.app import ApiContext, make_app
+from nvr.api.workers import WORKER_SOURCE
 from nvr.auth.hint import warn_if_no_token
 from nvr.auth.tls import server_ssl_context
 from nvr.config import CameraConfig, Config
-from nvr.errors import NvrError
 from nvr.index.db import open_index
-from nvr.index.repo import Index
 from nvr.ingest.supervisor import Supervisor
 from nvr.log import fields
 from nvr.metrics import Metrics
-from nvr.retention.sweeper import sweep
+from nvr.retention.service import RetentionService
 from nvr.storage.service import Replication
+from nvr.timeutil import format_rfc3339, wall_now_us
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 IndexCall = Callable[..., "asyncio.Future[Any]"]
-
-# Retention is judged in days; a sweep every ten minutes keeps deletions prompt and cheap.
-SWEEP_PERIOD_S = 600
 
 
 def _demo_cameras(config: Config) -> tuple[Config, list[Any]]:
@@ -51,29 +48,27 @@ def _demo_cameras(config: Config) -> tuple[Config, list[Any]]:
     return config.model_copy(update={"cameras": cameras}), simulated
 
 
-async def _sweep_forever(config: Config, index: Index, index_call: IndexCall) -> None:
-    """Runs the retention sweeper now and every SWEEP_PERIOD_S after."""
-    root = Path(config.storage.root)
-    while True:
-        try:
-            await index_call(lambda: sweep(index, root, index.group_retention_days()))
-        except (NvrError, OSError) as exc:
-            log.error("retention sweep failed %s", fields(error=exc))
-        await asyncio.sleep(SWEEP_PERIOD_S)
-
-
 def _print_hint(config: Config) -> None:
     scheme = "https" if config.http.tls_cert is not None else "http"
     base = f"{scheme}://{config.http.listen}"
     print(
         f"nvr is recording {len(config.cameras)} camera(s); API at {base}/api/v1/cameras"
     )
+    now_us = wall_now_us()
+    start, end = (
+        format_rfc3339(now_us - 120_000_000),
+        format_rfc3339(now_us + 600_000_000),
+    )
+    span = f"start={start}&end={end}"
+    auth = '-H "Authorization: Bearer $TOKEN"'
     for camera in config.cameras[:3]:
         print(
-            f"  recordings: {base}/api/v1/cameras/{camera.id}/recordings?start=...&end=...\n"
-            f"  playback:   {base}/api/v1/cameras/{camera.id}/video.mp4?start=...&end=..."
+            f"  curl {auth} '{base}/api/v1/cameras/{camera.id}/recordings?{span}'\n"
+            f"  curl {auth} -o {camera.id}.mp4 '{base}/api/v1/cameras/{camera.id}/video.mp4?{span}'"
         )
-    print("  (start and end are RFC 3339 times, e.g. 2026-12-03T10:00:00Z)", flush=True)
+    print(
+        "  (segments appear once closed; start and end are RFC 3339 times)", flush=True
+    )
 
 
 async def _serve(config: Config, log_level: str) -> None:
@@ -97,14 +92,20 @@ async def _serve(config: Config, log_level: str) -> None:
     supervisor.on_segment_indexed = metrics.segment_indexed
     await supervisor.start()
 
-    sweeper = asyncio.create_task(_sweep_forever(config, index, index_call), name="sweeper")
     # S3 (issue 3): never contacts S3 here; S3 problems show in the log and the API
     replication = Replication(config, index, index_call) if config.s3 else None
     if replication is not None:
         await replication.start()
+    # retention (issue 4): sweeps both tiers (its first pass finishes interrupted
+    # deletions) and pauses recording if the disk fills with held recordings
+    retention = RetentionService(
+        config, index, index_call, replication.store if replication else None, supervisor
+    )
+    await retention.start()
     app = make_app(
         ApiContext(config, supervisor.states, index, index_call, replication, metrics)
     )
+    app[WORKER_SOURCE] = supervisor  # ingest load (issue 6): GET /api/v1/workers
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(
@@ -125,7 +126,7 @@ async def _serve(config: Config, log_level: str) -> None:
         await stopped.wait()
     finally:
         log.info("stopping: closing open segments")
-        sweeper.cancel()
+        await retention.stop()
         await runner.cleanup()
         await supervisor.stop()
         if replication is not None:

@@ -15,6 +15,7 @@ due, so ``recorded / offered`` is how well a recorder kept up.
 
 Control on stdin, one command a line; answers are one JSON line on stdout:
 ``pause PREFIX`` stops offering frames to sessions whose path starts with PREFIX;
+``end PREFIX`` does the same and then closes their connections (end of stream);
 ``stats`` prints per-path counters; ``quit`` exits.
 """
 
@@ -153,8 +154,8 @@ class LoopCache:
 
     def _build(self, loop: int) -> list[tuple[bytes, int]]:
         clip = self._clip
-        seq = loop * clip.packets_per_loop
-        base_ticks = loop * clip.loop_ticks
+        seq = SEQ_BASE + loop * clip.packets_per_loop
+        base_ticks = RTP_TIME_BASE + loop * clip.loop_ticks
         out = []
         for ticks, payloads in clip.frames:
             timestamp = (base_ticks + ticks) & 0xFFFFFFFF
@@ -171,6 +172,10 @@ class LoopCache:
 
 
 SSRC = 0x6E767221
+# Note: not zero: FFmpeg's RTP demuxer takes a zero RTP time for "unset" and leaves the
+# first packet without a timestamp; cameras start from a random value (RFC 3550 §5.1)
+RTP_TIME_BASE = 0x1E240000
+SEQ_BASE = 0x2A00
 
 
 @dataclass
@@ -181,6 +186,7 @@ class Counters:
     frames_offered: int = 0
     frames_sent: int = 0
     frames_dropped: int = 0
+    frames_first_gop: int = 0  # offered before each session's second keyframe
     rtp_packets_sent: int = 0
     bytes_sent: int = 0
 
@@ -205,6 +211,7 @@ class Source:
     clip: Clip
     cache: LoopCache
     buffer_bytes: int
+    gop_frames: int
     sessions: list[Session] = field(default_factory=list)
     counters: dict[str, Counters] = field(default_factory=dict)
     paused_prefixes: list[str] = field(default_factory=list)
@@ -235,6 +242,8 @@ class Source:
                 loop, index = divmod(session.next_frame, count)
                 session.next_frame += 1
                 counters.frames_offered += 1
+                if session.next_frame <= self.gop_frames:
+                    counters.frames_first_gop += 1
                 if session.transport.get_write_buffer_size() > self.buffer_bytes:
                     counters.frames_dropped += 1
                     continue
@@ -248,11 +257,17 @@ class Source:
         if lowest_loop is not None:
             self.cache.forget_before(lowest_loop)
 
-    def pause(self, prefix: str) -> None:
+    def pause(self, prefix: str, *, close: bool = False) -> None:
+        """Stops offering frames under ``prefix``; ``close`` also ends the connections.
+
+        A transport closes after sending what it holds, so nothing offered is cut off.
+        """
         self.paused_prefixes.append(prefix)
         for session in self.sessions:
             if session.path.startswith(prefix):
                 session.paused = True
+                if close:
+                    session.transport.close()
 
 
 class RtspConnection(asyncio.Protocol):
@@ -310,7 +325,7 @@ class RtspConnection(asyncio.Protocol):
             self._setup(mount)
             extra.append("Transport: RTP/AVP/TCP;unicast;interleaved=0-1")
         elif method == "PLAY":
-            extra += ["Range: npt=0.000-", f"RTP-Info: url={url.rstrip('/')}/trackID=0;seq=0;rtptime=0"]
+            extra += ["Range: npt=0.000-", f"RTP-Info: url={url.rstrip('/')}/trackID=0;seq={SEQ_BASE};rtptime={RTP_TIME_BASE}"]
         elif method not in ("TEARDOWN", "GET_PARAMETER", "SET_PARAMETER"):
             self._reply(cseq, "405 Method Not Allowed", [], b"")
             return
@@ -362,9 +377,9 @@ async def _control(source: Source) -> None:
         command, _sep, argument = line.strip().partition(" ")
         if command in ("", "quit"):
             return
-        if command == "pause":
-            source.pause(argument)
-            print(json.dumps({"paused": argument}), flush=True)
+        if command in ("pause", "end"):
+            source.pause(argument, close=command == "end")
+            print(json.dumps({command: argument}), flush=True)
         elif command == "stats":
             stats = {path: vars(c) for path, c in source.counters.items()}
             print(json.dumps({"stats": stats}), flush=True)
@@ -375,7 +390,9 @@ async def serve(clip_path: Path, port: int, buffer_seconds: float) -> None:
     bytes_per_s = sum(len(p) for _t, ps in clip.frames for p in ps) / (
         len(clip.frames) * clip.frame_s
     )
-    source = Source(clip, LoopCache(clip), int(bytes_per_s * buffer_seconds))
+    keyframes = [i for i, (_t, payloads) in enumerate(clip.frames) if payloads[0] == clip.sps]
+    gop_frames = keyframes[1] if len(keyframes) > 1 else len(clip.frames)
+    source = Source(clip, LoopCache(clip), int(bytes_per_s * buffer_seconds), gop_frames)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: RtspConnection(source), "127.0.0.1", port, backlog=1024

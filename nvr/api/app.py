@@ -17,6 +17,7 @@ from nvr.api.metrics import http_metrics, register_metrics
 from nvr.api.openapi import register_openapi
 from nvr.api.storage import register_storage
 from nvr.api.timerange import parse_time_range
+from nvr.api.workers import register_workers
 from nvr.auth.middleware import AUTH, Authenticator, auth_middleware, camera_visible
 from nvr.config import Config
 from nvr.errors import NotFound, NvrError, RequestError
@@ -24,6 +25,7 @@ from nvr.export.clip import ClipPlan, ClipSource, plan_clip
 from nvr.ingest.events import CameraState, CameraStatus
 from nvr.log import fields, redact_url
 from nvr.metrics import Metrics
+from nvr.retention.api import register_retention
 from nvr.segmenter.files import segment_file
 from nvr.timeutil import format_rfc3339
 
@@ -284,8 +286,10 @@ def make_app(context: ApiContext) -> web.Application:
     app.router.add_get("/api/v1/cameras/{camera_id}/video.mp4", video_mp4)
     register_evidence(app, context)  # evidence (issue 5): exports, keys, verify, audit
     register_storage(app)  # S3 replication (issue 3): GET /api/v1/storage
+    register_retention(app)  # retention (issue 4): groups, camera group, plan
     # health (issue 7): /readyz, /metrics, the OpenAPI document
     register_health(app)
     register_metrics(app, context.metrics or Metrics(context.states))
     register_openapi(app)
+    register_workers(app)  # ingest load (issue 6): GET /api/v1/workers
     return app

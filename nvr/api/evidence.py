@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from nvr.api.actor import request_actor
@@ -298,7 +299,10 @@ async def verify(request: web.Request) -> web.Response:
     os.close(fd)
     upload = Path(name)
     try:
-        trusted_pem = await _receive_upload(request, upload)
+        try:
+            trusted_pem = await _receive_upload(request, upload)
+        except (HttpProcessingError, ValueError) as exc:  # issue 7: fuzzing found 500s
+            raise RequestError(f"malformed upload: {exc}") from exc
         given = trusted_pem is not None
         trusted = trusted_pem if given else public_key_pem(key.public_key())
         report = await asyncio.to_thread(verify_package, upload, trusted)
@@ -375,11 +379,30 @@ def _hold_json(row: HoldRow) -> dict[str, Any]:
 
 async def create_hold(request: web.Request) -> web.Response:
     context = request.app[EVIDENCE].context
-    camera_id, start_us, end_us, case_id, reason = _range_request(
-        request, await _json_body(request))
+    body = await _json_body(request)
+    if "cameras" in body:
+        return await _create_holds(request, body)
+    camera_id, start_us, end_us, case_id, reason = _range_request(request, body)
     row = await context.index_call(evidence_db.place_hold, context.index, camera_id,
                                    start_us, end_us, case_id, reason, request_actor(request))
     return _json(_hold_json(row), 201, {"Location": f"/api/v1/holds?case_id={case_id}"})
+
+
+async def _create_holds(request: web.Request, body: dict[str, Any]) -> web.Response:
+    """retention (issue 4): ``{"cameras": [...], start, end, case_id, reason}`` holds
+    the range on every listed camera (one hold each); all are checked before any is
+    placed. Answers 201 with ``{"holds": [...]}``."""
+    context = request.app[EVIDENCE].context
+    cameras = body.get("cameras")
+    if (not isinstance(cameras, list) or not cameras
+            or not all(isinstance(camera, str) for camera in cameras)):
+        raise RequestError("'cameras' must be a non-empty list of camera ids")
+    requests = [_range_request(request, {**body, "camera": camera}) for camera in cameras]
+    rows = [await context.index_call(evidence_db.place_hold, context.index, *args,
+                                     request_actor(request)) for args in requests]
+    case_id = requests[0][3]
+    return _json({"holds": [_hold_json(row) for row in rows]}, 201,
+                 {"Location": f"/api/v1/holds?case_id={case_id}"})
 
 
 async def list_holds(request: web.Request) -> web.Response:

@@ -11,6 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from nvr import __version__
+from nvr.api.workers import openapi_paths as workers_openapi_paths
+from nvr.api.workers import openapi_paths as workers_openapi_paths
 from nvr.config import CAMERA_ID_PATTERN
 
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -299,9 +301,88 @@ def _hold_paths() -> dict[str, Schema]:
     }
 
 
+def _retention_paths() -> dict[str, Schema]:
+    """Groups and the sweep plan (issue 4, nvr.retention.api)."""
+    group_fields: Schema = {
+        "retention_days": {"type": "integer", "minimum": 1, "maximum": 3650},
+        "local_days": {"type": ["number", "null"], "minimum": 0, "maximum": 3650},
+        "priority": {"type": "integer", "minimum": 0, "maximum": 1000},
+    }
+    change = {"type": "object", "properties": {**group_fields, "confirm": {"type": "boolean"}}}
+    impact = _object({"segments": _COUNT, "bytes": _COUNT})
+    refused = _json("would delete recordings; repeat with confirm: true", {
+        "type": "object",
+        "properties": {"error": {"type": "object"},
+                       "applied": {"const": False}, "would_delete": impact},
+        "required": ["error", "applied", "would_delete"],
+    })
+    applied = {"applied": {"const": True}, "will_delete": impact}
+    return {
+        "/api/v1/groups": {
+            "get": {"summary": "Camera groups and their retention",
+                    "responses": {"200": _json("groups", _object(
+                        {"groups": {"type": "array", "items": _ref("Group")}})),
+                        **_errors(401, 403)}},
+            "post": {"summary": "Create a group",
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": {"type": "object", "required": ["name", "retention_days"],
+                                    "properties": {"name": {"type": "string"},
+                                                   **group_fields}}}}},
+                     "responses": {"201": _json("created", _ref("Group")),
+                                   **_errors(400, 401, 403, 409, 413)}},
+        },
+        "/api/v1/groups/{name}": {"patch": {
+            "summary": "Change a group's retention; shortening it needs confirm",
+            "parameters": [_path_param("name", {"type": "string"})],
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": change}}},
+            "responses": {"200": _json("changed", {"allOf": [
+                _ref("Group"), _object(applied)]}),
+                "409": refused, **_errors(400, 401, 403, 404, 413)},
+        }},
+        "/api/v1/cameras/{camera_id}/group": {"put": {
+            "summary": "Move a camera to another group; losing recordings needs confirm",
+            "parameters": [_CAMERA_ID],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["group"],
+                "properties": {"group": {"type": "string"}, "confirm": {"type": "boolean"}},
+            }}}},
+            "responses": {"200": _json("moved", _object(
+                {"camera": {"type": "string"}, "group": {"type": "string"}, **applied})),
+                "409": refused, **_errors(400, 401, 403, 404, 413)},
+        }},
+        "/api/v1/retention/plan": {"get": {
+            "summary": "What a retention sweep at `at` (default now) would delete or spare",
+            "parameters": [_query("at", "the sweep's instant, RFC 3339", _TIME)],
+            "responses": {"200": _json("plan", _object({
+                "at_us": {"type": "integer"}, "truncated": {"type": "boolean"},
+                "items": {"type": "array", "items": _ref("PlanItem")},
+            })), **_errors(400, 401, 403)},
+        }},
+    }
+
+
+def _retention_schemas() -> dict[str, Schema]:
+    return {
+        "Group": _object({
+            "name": {"type": "string"}, "retention_days": {"type": "integer"},
+            "local_days": {"type": ["number", "null"]}, "priority": {"type": "integer"},
+            "cameras": {"type": "array", "items": {"type": "string"}},
+        }),
+        "PlanItem": _object({
+            "action": {"type": "string"}, "camera": {"type": "string"},
+            "segment": {"type": "integer"}, "start": _TIME, "end": _TIME,
+            "group": {"type": "string"}, "tier": {"type": "string"}, "bytes": _COUNT,
+            "why": {"type": "string"},
+            "holds": {"type": "array", "items": _object(
+                {"id": {"type": "integer"}, "case_id": {"type": "string"}})},
+        }),
+    }
+
+
 def build_openapi() -> dict[str, Any]:
     """The whole document; a new dict on each call."""
-    schemas = _schemas()
+    schemas = {**_schemas(), **_retention_schemas()}
     schemas["Readiness"] = _object({
         "status": {"enum": ["ready", "not ready"]},
         "checks": {"type": "object", "additionalProperties": _ref("Check")},
@@ -312,7 +393,9 @@ def build_openapi() -> dict[str, Any]:
                  "description": "Network video recorder API. Errors answer "
                                 "{\"error\": {\"status\", \"message\"}}."},
         "security": [{"bearerAuth": []}],
-        "paths": {**_health_paths(), **_recording_paths(), **_evidence_paths()},
+        "paths": {**_health_paths(), **_recording_paths(), **_evidence_paths(),
+                  **_retention_paths(),
+                  **workers_openapi_paths()},  # ingest load (issue 6)
         "components": {
             "securitySchemes": {"bearerAuth": {
                 "type": "http", "scheme": "bearer",

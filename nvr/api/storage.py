@@ -1,8 +1,11 @@
 """``GET /api/v1/storage``: where recordings live and how far S3 replication lags."""
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+from nvr.retention.forecast import forecast
 
 if TYPE_CHECKING:
     from nvr.api.app import ApiContext
@@ -20,6 +23,11 @@ async def get_storage(request: web.Request) -> web.Response:
     else:
         body = await replication.status_json()
     body["local"] = {"root": str(context.config.storage.root)}
+    # retention (issue 4): capacity forecast per group
+    root = Path(context.config.storage.root)
+    forecasts = await context.index_call(forecast, context.index, root,
+                                         replication is not None)
+    body["groups"] = [group.as_json() for group in forecasts]
     return _json(body)
 
 

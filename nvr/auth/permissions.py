@@ -104,9 +104,16 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission] = {
     ("DELETE", "/api/v1/holds/{hold_id}"): Permission.HOLDS_WRITE,
     ("GET", "/api/v1/audit"): Permission.AUDIT_READ,
     ("GET", "/api/v1/storage"): Permission.STORAGE_READ,  # S3 replication (issue 3)
+    # retention (issue 4): policy is readable by whoever sees storage; changes are admin
+    ("GET", "/api/v1/groups"): Permission.STORAGE_READ,
+    ("POST", "/api/v1/groups"): Permission.ADMIN,
+    ("PATCH", "/api/v1/groups/{name}"): Permission.ADMIN,
+    ("PUT", "/api/v1/cameras/{camera_id}/group"): Permission.ADMIN,
+    ("GET", "/api/v1/retention/plan"): Permission.STORAGE_READ,
     # health (issue 7): the document is public; metrics need a token (Prometheus sends one)
     ("GET", "/metrics"): Permission.METRICS,
     ("GET", "/api/v1/openapi.json"): Permission.PUBLIC,
+    ("GET", "/api/v1/workers"): Permission.STORAGE_READ,  # ingest load (issue 6): ops view
 }
 
 

@@ -61,21 +61,25 @@ def verify_command(package: Path, key_path: Path | None) -> None:
 @click.command("audit")
 @click.option("--config", "config_path", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The server's TOML config (index URL and storage root).")
+              help="The server's TOML config (index URL, storage root and, for segments "
+                   "evicted to S3, the [s3] section).")
 @click.option("--camera", "camera_id", required=True, help="Camera id to audit.")
 @click.option("--start", help="RFC 3339; re-hash only segments ending after it.")
 @click.option("--end", help="RFC 3339; re-hash only segments starting before it.")
 def audit_command(config_path: Path, camera_id: str, start: str | None,
                   end: str | None) -> None:
-    """Walk a camera's segment hash chain and re-hash its files.
+    """Walk a camera's segment hash chain and re-hash its segments.
 
-    Reports altered files, missing files and breaks in the chain, segment by segment;
+    Each segment is read where it lives: its local file, else its S3 object (evicted
+    segments; needs the config's [s3] section and AWS credentials in the environment).
+    Reports altered segments, missing ones and breaks in the chain, segment by segment;
     deletions logged by retention are explained, not reported. Also checks the audit
     log's chain. Exit status 0 only when clean, 1 with findings, 2 on errors.
     """
     from nvr.config import load_config
     from nvr.evidence.archive import Finding, audit_archive
     from nvr.index.db import open_index
+    from nvr.storage.s3 import S3Store
     from nvr.timeutil import format_rfc3339, parse_rfc3339_us
 
     def show(finding: Finding) -> None:
@@ -88,10 +92,13 @@ def audit_command(config_path: Path, camera_id: str, start: str | None,
         config = load_config(config_path)
         start_us = parse_rfc3339_us(start) if start else None
         end_us = parse_rfc3339_us(end) if end else None
+        # Evicted segments are read back from S3; credentials come from the standard AWS
+        # chain (environment, credentials file) as for ``nvr serve``.
+        store = S3Store(config.s3) if config.s3 is not None else None
         index = open_index(config.index.url)
         try:
             result = audit_archive(index, Path(config.storage.root), camera_id, start_us,
-                                   end_us, show)
+                                   end_us, show, store)
         finally:
             index.close()
     except NvrError as exc:
@@ -101,11 +108,12 @@ def audit_command(config_path: Path, camera_id: str, start: str | None,
     for line in result.audit_breaks:
         click.echo(f"AUDIT-LOG  {line}")
     counts = {kind: sum(1 for f in result.findings if f.kind == kind)
-              for kind in ("altered", "missing", "chain-break")}
+              for kind in ("altered", "missing", "chain-break", "unverified")}
     click.echo(f"camera {camera_id}: {result.records} chain records, {result.hashed} files "
                f"re-hashed, {result.deleted} deleted by logged deletions (explained); "
                f"{counts['altered']} altered, {counts['missing']} missing, "
-               f"{counts['chain-break']} chain breaks")
+               f"{counts['chain-break']} chain breaks, {counts['unverified']} unverified "
+               "(evicted, no [s3] configured)")
     click.echo(f"audit log: {result.audit_rows} rows, {len(result.audit_breaks)} breaks")
     click.echo(f"result: {'CLEAN' if result.clean else 'FINDINGS'}")
     sys.exit(0 if result.clean else 1)

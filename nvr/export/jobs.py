@@ -17,7 +17,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from nvr import __version__
-from nvr.errors import NotFound, NvrError, StorageError
+from nvr.errors import NotFound, NvrError, ObjectStoreError, StorageError
 from nvr.evidence.signing import key_fingerprint
 from nvr.export.clip import ClipPlan, ClipSource, plan_clip
 from nvr.export.manifest import ExportFacts, PackedFile, build_manifest, range_gaps
@@ -203,6 +203,10 @@ class ExportJobs:
                 digest = hash_location(location, advance)
             except FileNotFoundError as exc:
                 raise StorageError(f"segment {segment.id} ({segment.path}) is missing") from exc
+            except ObjectStoreError as exc:
+                # An evicted segment's object gone, shorter than indexed, or S3 unreachable.
+                raise StorageError(f"segment {segment.id} ({location}) cannot be read: "
+                                   f"{exc}") from exc
             if digest != segment.sha256:
                 raise StorageError(f"segment {segment.id} ({segment.path}) does not match its "
                                    f"ingest sha256")

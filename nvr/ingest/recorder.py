@@ -24,6 +24,7 @@ from nvr.errors import (
     CameraError,
     CameraStalled,
     CameraUnreachable,
+    NvrError,
     StorageError,
     StreamUnsupported,
 )
@@ -31,6 +32,7 @@ from nvr.ingest.events import CameraState, CameraStatus, Event, RunEnded
 from nvr.ingest.run import RunSegmenter, RunTracks
 from nvr.ingest.timing import TimestampBreak
 from nvr.log import fields, redact_text
+from nvr.segmenter.recovery import recover_partials
 from nvr.segmenter.writer import audio_storable
 from nvr.timeutil import US_PER_S, monotonic_us, wall_now_us
 
@@ -132,6 +134,7 @@ class CameraRecorder:
 
     def _attempt(self) -> bool:
         """One connect and run; True when the run was healthy (it closed a segment)."""
+        self._recover_abandoned()
         try:
             opened = self._connect()
         except StreamUnsupported as exc:
@@ -150,6 +153,22 @@ class CameraRecorder:
             return self._record(container, tracks)
         finally:
             container.close()
+
+    def _recover_abandoned(self) -> None:
+        """Finalizes and emits the partial files a storage failure left behind.
+
+        A run that ends on a storage error (disk full, read-only) abandons its open
+        segment; its complete fragments fit on disk and must reach the index now, not at
+        the next restart. Only this thread writes this camera's partial directory.
+        """
+        try:
+            recovered = recover_partials(self._root, self._camera.id)
+        except (OSError, NvrError) as exc:
+            log.warning("abandoned segment not recovered yet %s",
+                        fields(camera=self._camera.id, error=exc))
+            return
+        for event in recovered:
+            self._emit(event)
 
     def _connect(self) -> tuple[av.container.InputContainer, RunTracks] | None:
         """Opens the camera's stream (None if stopped meanwhile). Blocking."""

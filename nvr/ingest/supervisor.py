@@ -115,6 +115,7 @@ class Supervisor:
         }
         self._monitor: asyncio.Task[None] | None = None
         self._stopping = False
+        self._paused = False  # retention (issue 4): disk full of held recordings
         self._pending: set[asyncio.Task[None]] = set()
         # one lock per camera keeps its index writes in arrival order across retries
         self._index_locks: dict[str, asyncio.Lock] = {}
@@ -164,6 +165,42 @@ class Supervisor:
             )
             process.kill()
         self._detach(worker)
+
+    # -- disk pressure (retention, issue 4; nvr.retention.pressure) ---------------------
+
+    async def pause_recording(self, reason: str, timeout_s: float = 20.0) -> None:
+        """Stops every worker (open segments are closed and indexed) and keeps them
+        stopped, each camera FAILED with ``reason``, until ``resume_recording``."""
+        if self._paused or self._stopping:
+            return
+        self._paused = True
+        for worker in self._workers:
+            if worker.conn is not None:
+                try:
+                    worker.conn.send(STOP)
+                except OSError:
+                    pass
+        deadline = time.monotonic() + timeout_s
+        for worker in self._workers:
+            await self._join(worker, deadline)
+        for camera_id in self.states:
+            self.states[camera_id] = CameraState(camera_id, CameraStatus.FAILED,
+                                                 last_error=reason)
+        log.critical("recording paused %s", fields(reason=reason))
+
+    async def resume_recording(self) -> None:
+        """Starts the workers stopped by ``pause_recording`` again."""
+        if not self._paused or self._stopping:
+            return
+        self._paused = False
+        for worker in self._workers:
+            await self._recover(worker.cameras)
+            self._spawn(worker)
+        log.warning("recording resumed %s", fields(workers=len(self._workers)))
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
     # -- workers ------------------------------------------------------------------------
 
@@ -317,7 +354,8 @@ class Supervisor:
             await asyncio.sleep(0.5)
             for worker in self._workers:
                 process = worker.process
-                if process is None or process.is_alive() or self._stopping:
+                if (process is None or process.is_alive() or self._stopping
+                        or self._paused):
                     continue
                 await self._restart(worker, process.exitcode)
 

@@ -78,12 +78,20 @@ class SegmentWriter:
         self.path = partial_path(
             root, identity.camera_id, provisional_start_us, identity.run_id, identity.seq
         )
-        make_dirs_durable(self.path.parent)
         try:
-            self._out = av.open(str(self.path), "w", format="mp4", options=_MUX_OPTIONS)
+            make_dirs_durable(self.path.parent)
+            # Our own file object, not a path: when the header write fails (disk full,
+            # read-only) PyAV never closes a file it opened itself, leaking the fd and
+            # the file's space; this one is always closed by close() or abandon().
+            self._file = open(self.path, "wb", buffering=0)
+        except OSError as exc:
+            raise StorageError(f"cannot create segment {self.path}: {exc}") from exc
+        try:
+            self._out = av.open(self._file, "w", format="mp4", options=_MUX_OPTIONS)
             self._video_out = self._add_stream(video)
             self._audio_out = self._add_stream(audio) if audio is not None else None
-        except av.error.FFmpegError as exc:
+        except (av.error.FFmpegError, OSError) as exc:
+            self._file.close()
             raise StorageError(f"cannot open segment {self.path}: {exc}") from exc
         self._video_origin: int | None = None  # input dts that becomes media time 0
         self._audio_origin: int | None = None
@@ -161,7 +169,7 @@ class SegmentWriter:
         packet.stream = out
         try:
             self._out.mux(packet)
-        except av.error.FFmpegError as exc:
+        except (av.error.FFmpegError, OSError) as exc:  # OSError: from our file object
             raise StorageError(f"cannot write segment {self.path}: {exc}") from exc
 
     def close(self, start_us: int, end_us: int, media_end: int | None) -> SegmentClosed:
@@ -173,11 +181,15 @@ class SegmentWriter:
         self._flush_held(media_end)
         try:
             self._out.close()
-        except av.error.FFmpegError as exc:
+            self._file.close()
+        except (av.error.FFmpegError, OSError) as exc:
             raise StorageError(f"cannot finish segment {self.path}: {exc}") from exc
-        closed = finalize_segment(
-            self._root, self.path, self._identity, self._facts(), start_us, end_us
-        )
+        try:
+            closed = finalize_segment(
+                self._root, self.path, self._identity, self._facts(), start_us, end_us
+            )
+        except OSError as exc:
+            raise StorageError(f"cannot make segment {self.path} durable: {exc}") from exc
         log.info(
             "segment closed %s",
             fields(camera=closed.camera_id, segment=closed.path, run=closed.run_id,
@@ -190,8 +202,14 @@ class SegmentWriter:
         """Closes the muxer after a failure, leaving the partial file for recovery."""
         try:
             self._out.close()
-        except av.error.FFmpegError as exc:
+        except (av.error.FFmpegError, OSError) as exc:
             log.warning("segment abandoned %s", fields(segment=self.path.name, error=exc))
+        finally:
+            try:
+                self._file.close()
+            except OSError as exc:  # its buffered bytes could not be written: recovery cuts
+                log.warning("segment file close failed %s",
+                            fields(segment=self.path.name, error=exc))
 
     def _flush_held(self, media_end: int | None) -> None:
         video_index = self._video_in.index

@@ -52,6 +52,7 @@ class FaultyProxy:
                                         daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
@@ -88,6 +89,9 @@ class FaultyProxy:
         if self._server is not None:
             self._server.close()
         await self._close_all()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _close_all(self) -> None:
         for writer in list(self._writers):
@@ -97,6 +101,10 @@ class FaultyProxy:
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.connections += 1
         self._writers.add(client_w)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         try:
             if self.mode == ProxyMode.BLACKHOLE:
                 await client_r.read()  # hold the connection, say nothing, until it goes

@@ -36,3 +36,22 @@ class TieredSegment:
 
     def __str__(self) -> str:
         return f"{self.local_path} (or s3://{self.store.bucket}/{self.key})"
+
+
+@dataclass(frozen=True)
+class ObjectSegment:
+    """One segment read only from S3 (``key`` in the store's bucket), by ranged GETs.
+
+    For checks that must read the S3 copy itself (the archive audit), never the local file.
+    """
+
+    key: str
+    size: int
+    store: S3Store = field(compare=False, repr=False)
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes at ``offset`` by one ranged GET. Blocking."""
+        return self.store.read_range(self.key, offset, max(0, min(length, self.size - offset)))
+
+    def __str__(self) -> str:
+        return f"s3://{self.store.bucket}/{self.key}"

@@ -58,12 +58,10 @@ async def test_readyz_storage_root_not_a_directory_answers_503(
 async def test_readyz_index_unreachable_answers_503(
     context: ApiContext, aiohttp_client: Any
 ) -> None:
-    # a PostgreSQL index on a port nothing listens on: every query fails to connect
+    client = await aiohttp_client(make_app(context))
+    # after start-up the index moves to a PostgreSQL port nothing listens on
     engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=1")
-    unreachable = Index(engine)
-    client = await aiohttp_client(
-        make_app(ApiContext(context.config, {}, unreachable, index_call))
-    )
+    context.index = Index(engine)
 
     response = await client.get("/readyz")
 

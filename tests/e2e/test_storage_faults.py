@@ -45,24 +45,32 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
 
 
 def _fill(directory: Path) -> Path:
-    """Writes a file until the filesystem is full; returns it."""
+    """Writes a file until the filesystem is full (down to the last 4 KiB); returns it."""
     filler = directory / "filler.bin"
-    block = b"\0" * (1 << 20)
-    with filler.open("wb") as out:
-        try:
-            while True:
-                out.write(block)
-                out.flush()
-        except OSError:
-            pass
-    with filler.open("ab") as out:  # the last few KiB too
-        try:
-            while True:
-                out.write(b"\0" * 4096)
-                out.flush()
-        except OSError:
-            pass
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        for size in (1 << 20, 4096):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
     return filler
+
+
+def _open_files_under(directory: Path) -> list[str]:
+    """Every open file descriptor pointing under ``directory``, as 'pid: target'."""
+    found = []
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(directory)):
+            found.append(f"{fd.parts[2]}: {target}")
+    return found
 
 
 def _segments_grow(recorder: Any, camera_id: str, than: int) -> bool:
@@ -99,8 +107,16 @@ def test_serve_disk_full_read_only_and_locked_index_recover(
                       "recording to resume after space was freed")
     assert_rows_match_files(recorder, "cam")
 
-    # 2. the storage turned read-only (root ignores permission bits; a ro mount does not)
-    assert _mount(["-o", "remount,ro", str(small_fs)])
+    # 2. the storage turned read-only (root ignores permission bits; a ro mount does not).
+    # Linux refuses a ro remount while a file is open for writing, so the camera drops
+    # first; the recorder meets the read-only storage when it reconnects.
+    cam.stop()
+    recorder.wait_for(lambda: state(recorder, "cam") != "recording", 30, "the run to end")
+    recorder.wait_for(lambda: not list((recorder.storage / "cam" / "partial").glob("*")),
+                      15, "the open segment to close")
+    assert _mount(["-o", "remount,ro", str(small_fs)]), _open_files_under(small_fs)
+    cam.start()
+    cam.wait_ready()
     try:
         recorder.wait_for(
             lambda: "read-only" in str(camera(recorder, "cam").get("last_error")).lower(),
@@ -144,3 +160,4 @@ def test_serve_disk_full_read_only_and_locked_index_recover(
     for run_id, seqs in runs.items():
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), (run_id, seqs)
     assert recorder.process is not None and recorder.process.poll() is None
+    recorder.stop()  # before the small filesystem goes away
