@@ -29,11 +29,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import text
 
-from nvr.config import CameraConfig, GroupConfig  # noqa: E402
-from nvr.index.db import open_index  # noqa: E402
-from nvr.index.repo import Index  # noqa: E402
+from nvr.config import CameraConfig, GroupConfig
+from nvr.index.db import open_index
+from nvr.index.repo import Index
 
 DAY_US = 86_400_000_000
 SEGMENT_US = 60_000_000
@@ -58,6 +58,7 @@ class Result:
     sweep_rows_per_s: float
     sweep_day_projected_s: float
     bulk_delete_day_s: float
+    bulk_deleted_rows: int  # the day's rows left after the sweeper's sample
     day_rows: int
 
 
@@ -196,7 +197,7 @@ def bench(backend: str, url: str, args: argparse.Namespace) -> Result:
     return Result(
         backend, args.rows, cameras, round(per_camera / 1440, 2), round(load_s, 1),
         round(quantiles[49], 3), round(quantiles[98], 3), round(rate, 1),
-        round(day_rows / rate, 1) if rate else -1.0, round(bulk_s, 3), day_rows,
+        round(day_rows / rate, 1) if rate else -1.0, round(bulk_s, 3), deleted, day_rows,
     )
 
 

@@ -150,13 +150,19 @@ class Load:
     pss_mb: float
 
 
-def measure(pids: list[int], seconds: float) -> Load:
+def measure(pids: list[int], seconds: float, label: str) -> Load:
     procs = process_tree(pids)
-    start_cpu, start = cpu_seconds(procs), time.monotonic()
+    before = [cpu_seconds([p]) for p in procs]
+    start = time.monotonic()
     time.sleep(seconds)
-    used = cpu_seconds(procs) - start_cpu
+    after = [cpu_seconds([p]) for p in procs]
+    elapsed = time.monotonic() - start
     rss, pss = memory_mb(procs)
-    return Load(100 * used / (time.monotonic() - start), rss, pss)
+    shares = sorted((100 * (a - b) / elapsed for a, b in zip(after, before, strict=True)),
+                    reverse=True)
+    _log(f"{label}: {len(procs)} processes, CPU % of one core, largest first: "
+         + " ".join(f"{share:.1f}" for share in shares[:12]))
+    return Load(100 * (sum(after) - sum(before)) / elapsed, rss, pss)
 
 
 # -- counting what was written ---------------------------------------------------------
@@ -241,7 +247,7 @@ def run_nvr(source: Source, args: argparse.Namespace, workdir: Path) -> Row:
     _log(f"nvr: {ready['ready']}/{args.streams} cameras recording, "
          f"{len(ready['worker_pids'])} workers")
     time.sleep(args.warmup_seconds)
-    load = measure([node.pid], args.seconds)
+    load = measure([node.pid], args.seconds, "nvr")
 
     source.command("pause /nvr/")
     time.sleep(DRAIN_S)
@@ -288,7 +294,7 @@ def run_ffmpeg(source: Source, args: argparse.Namespace, workdir: Path) -> Row:
         time.sleep(0.5)
     _log(f"ffmpeg: {playing}/{streams} cameras recording")
     time.sleep(args.warmup_seconds)
-    load = measure([p.pid for p in procs], args.seconds)
+    load = measure([p.pid for p in procs], args.seconds, "ffmpeg")
 
     # end of stream: ffmpeg then finishes its last file itself (SIGINT does not interrupt
     # a blocked read, and a second SIGINT aborts without writing the file's index)

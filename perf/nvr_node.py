@@ -17,11 +17,11 @@ from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nvr.config import CameraConfig, Config, RecordingConfig, StorageConfig  # noqa: E402
-from nvr.index.db import open_index  # noqa: E402
-from nvr.ingest.events import CameraStatus  # noqa: E402
-from nvr.ingest.supervisor import Supervisor  # noqa: E402
-from nvr.log import setup_logging  # noqa: E402
+from nvr.config import CameraConfig, Config, RecordingConfig, StorageConfig
+from nvr.index.db import open_index
+from nvr.ingest.events import CameraStatus
+from nvr.ingest.supervisor import Supervisor
+from nvr.log import setup_logging
 
 T = TypeVar("T")
 

@@ -29,18 +29,18 @@ from typing import Any, TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import aiohttp  # noqa: E402
-from aiohttp import web  # noqa: E402
+import aiohttp
+from aiohttp import web
 
-from nvr.api.app import ApiContext, make_app  # noqa: E402
-from nvr.auth.permissions import Role  # noqa: E402
-from nvr.auth.tokens import create_token  # noqa: E402
-from nvr.config import CameraConfig, Config, StorageConfig  # noqa: E402
-from nvr.index.db import open_index  # noqa: E402
-from nvr.index.repo import Index  # noqa: E402
-from nvr.segmenter.files import closed_path  # noqa: E402
-from nvr.segmenter.recovery import describe_closed  # noqa: E402
-from nvr.timeutil import format_rfc3339  # noqa: E402
+from nvr.api.app import ApiContext, make_app
+from nvr.auth.permissions import Role
+from nvr.auth.tokens import create_token
+from nvr.config import CameraConfig, Config, StorageConfig
+from nvr.index.db import open_index
+from nvr.index.repo import Index
+from nvr.segmenter.files import closed_path
+from nvr.segmenter.recovery import describe_closed
+from nvr.timeutil import format_rfc3339
 
 T = TypeVar("T")
 CAMERA = "cam0"

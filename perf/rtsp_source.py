@@ -310,7 +310,7 @@ class RtspConnection(asyncio.Protocol):
             self._answer(head.split("\r\n", 1)[0], headers)
 
     def _answer(self, request_line: str, headers: dict[str, str]) -> None:
-        method, url, _version = (request_line.split(" ") + ["", ""])[:3]
+        method, url, _version = [*request_line.split(" "), "", ""][:3]
         cseq = headers.get("cseq", "0")
         extra: list[str] = []
         body = b""
@@ -325,7 +325,9 @@ class RtspConnection(asyncio.Protocol):
             self._setup(mount)
             extra.append("Transport: RTP/AVP/TCP;unicast;interleaved=0-1")
         elif method == "PLAY":
-            extra += ["Range: npt=0.000-", f"RTP-Info: url={url.rstrip('/')}/trackID=0;seq={SEQ_BASE};rtptime={RTP_TIME_BASE}"]
+            track = f"{url.rstrip('/')}/trackID=0"
+            extra += ["Range: npt=0.000-",
+                      f"RTP-Info: url={track};seq={SEQ_BASE};rtptime={RTP_TIME_BASE}"]
         elif method not in ("TEARDOWN", "GET_PARAMETER", "SET_PARAMETER"):
             self._reply(cseq, "405 Method Not Allowed", [], b"")
             return

@@ -12,7 +12,6 @@ from aiohttp import web
 
 from nvr import __version__
 from nvr.api.workers import openapi_paths as workers_openapi_paths
-from nvr.api.workers import openapi_paths as workers_openapi_paths
 from nvr.config import CAMERA_ID_PATTERN
 
 OPENAPI_PATH = "/api/v1/openapi.json"

@@ -18,6 +18,7 @@ import av.stream
 import av.video.stream
 
 from nvr.ingest.events import SegmentClosed
+from nvr.ingest.paramsets import parameter_sets
 from nvr.ingest.timing import DtsGuard, DtsSynthesizer, RunClock, TimestampBreak
 from nvr.log import fields
 from nvr.segmenter.finalize import SegmentIdentity
@@ -70,6 +71,8 @@ class RunSegmenter:
         self._segment_start = 0  # media position (ticks from run origin) of the open segment
         self._writer: SegmentWriter | None = None
         self._seq = 0
+        self._codec = tracks.video.codec_context.name
+        self._parameter_sets = b""  # the in-band SPS/PPS the run started with
         self.last_end_us: int | None = None  # wall end of the last closed segment
 
     def feed(self, packet: AnyPacket, arrival_us: int) -> None:
@@ -101,6 +104,8 @@ class RunSegmenter:
 
     def _write_video(self, packet: AnyPacket, dts: int, arrival_us: int) -> None:
         self._guard.check(dts)
+        if packet.is_keyframe:
+            self._check_parameter_sets(packet)
         if packet.pts is None:
             packet.pts = dts
         packet.dts = dts
@@ -117,6 +122,22 @@ class RunSegmenter:
             self._open_segment(media_position)
         assert self._writer is not None
         self._writer.write(packet)
+
+    def _check_parameter_sets(self, keyframe: AnyPacket) -> None:
+        """Ends the run when a keyframe's in-band parameter sets differ from the run's.
+
+        The MP4 sample description (and the index's width and height) would describe the
+        old stream; the reconnect that follows reads the camera's new description.
+        """
+        found = parameter_sets(bytes(keyframe), self._codec)
+        if not found:
+            return  # out-of-band only (SDP), or not repeated with this keyframe
+        if not self._parameter_sets:
+            self._parameter_sets = found
+        elif found != self._parameter_sets:
+            raise TimestampBreak(
+                "stream-changed", "new video parameter sets (resolution or encoder settings)"
+            )
 
     def _open_segment(self, media_position: int) -> None:
         identity = SegmentIdentity(

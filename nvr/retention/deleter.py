@@ -87,8 +87,18 @@ class Deleter:
         return self.complete(candidate)
 
     def complete(self, candidate: Candidate) -> Outcome:
-        """Steps 2 and 3 for a marked segment (also a mark left by a crash)."""
-        unlink_durably(self.root / candidate.path)
+        """Steps 2 and 3 for a marked segment (also a mark left by a crash).
+
+        A mark left by a crash on a segment held since, whose local file is still there,
+        is withdrawn instead: the file goes first, so none of its bytes are gone yet.
+        """
+        path = self.root / candidate.path
+        if candidate.held and candidate.has_local_file and path.exists():
+            catalogue.unmark(self.index, [candidate.segment_id])
+            log.warning("deletion withdrawn: segment held since it was marked %s",
+                        _context(candidate))
+            return Outcome("held")
+        unlink_durably(path)
         self._step("file-deleted")
         try:
             self._delete_object(candidate)
@@ -115,7 +125,7 @@ class Deleter:
             pending = catalogue.marked(self.index, batch)
             finished = [self.complete(candidate) for candidate in pending]
             done += sum(1 for outcome in finished if outcome.result == "deleted")
-            if len(pending) < batch or all(o.result == "blocked" for o in finished):
+            if len(pending) < batch or all(o.result != "deleted" for o in finished):
                 return done
 
     def _delete_object(self, candidate: Candidate) -> None:

@@ -149,9 +149,9 @@ class DiskPressure:
             status.exhausted = True
             status.message = (
                 f"storage disk {status.used_percent:.1f}% full (high water mark "
-                f"{self.high:g}%) and only held segments are left to delete: recording "
-                "stopped; release holds or add space")
-            log.critical("disk full of held recordings; recording stopped %s", fields(
+                f"{self.high:g}%) and no unheld recording is left to delete: recording "
+                "stopped; release holds or free space")
+            log.critical("disk full, nothing unheld to delete; recording stopped %s", fields(
                 used_percent=round(status.used_percent, 1), root=self.root))
             if self.on_exhausted is not None:
                 self.on_exhausted(status.message)

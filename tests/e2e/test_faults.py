@@ -5,12 +5,17 @@ state and last error in GET /api/v1/cameras, and recovers by itself once the fau
 The recorder runs with TZ=America/New_York: nothing it stores or answers may depend on it.
 """
 
+import subprocess
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
+import av
 import pytest
 
+from nvr.simulate.cameras import SimulatedCamera, free_port
+from nvr.simulate.media import FFMPEG
 from nvr.simulate.proxy import FaultyProxy, ProxyMode
 from nvr.timeutil import parse_rfc3339_us, wall_now_us
 from tests.e2e.checks import (
@@ -151,3 +156,57 @@ def test_serve_connect_faults_show_state_and_recover(
             assert listing["segments"], listing
             assert_rows_match_files(recorder, name)
         assert recorder.process is not None and recorder.process.poll() is None
+
+
+def _resolution_change_clip(directory: Path) -> Path:
+    """Five seconds at 640x360 then five at 320x180, in-band SPS/PPS (MPEG-TS parts)."""
+    clip = directory / "resolution-change-640-320.mkv"
+    if clip.exists():
+        return clip
+    parts = []
+    for size in ("640x360", "320x180"):
+        part = directory / f"resolution-part-{size}.ts"
+        subprocess.run(
+            [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+             "-i", f"testsrc2=size={size}:rate=25", "-t", "5", "-pix_fmt", "yuv420p",
+             "-c:v", "libx264", "-preset", "veryfast", "-g", "25",
+             "-x264-params", "keyint=25:min-keyint=25:scenecut=0:bframes=0",
+             "-f", "mpegts", str(part)],
+            check=True,
+        )
+        parts.append(str(part))
+    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
+                    "-i", "concat:" + "|".join(parts), "-c", "copy", str(clip)], check=True)
+    return clip
+
+
+def _frame_sizes(path: Path) -> set[tuple[int, int]]:
+    with av.open(str(path)) as container:
+        return {(f.width, f.height) for f in container.decode(video=0)}
+
+
+@pytest.mark.timeout(200)
+def test_serve_resolution_change_mid_stream_ends_run_never_mixes_sizes(
+    recorder_factory: Any, clips_dir: Path
+) -> None:
+    clip = _resolution_change_clip(clips_dir)
+    with SimulatedCamera("resize", clip, free_port()) as cam:
+        recorder = recorder_factory([("resize", cam.url)], segment_seconds=3)
+        began_us = wall_now_us()
+        recorder.start()
+        recorder.wait_for(
+            lambda: "stream-changed" in str(camera(recorder, "resize").get("last_error"))
+            or "stream-changed" in recorder.log_text(),
+            60, "the resolution change to end the run",
+        )
+        recorder.wait_for(lambda: state(recorder, "resize") == "recording", 30,
+                          "recording again")
+        time.sleep(4)
+        recorder.stop()
+        recorder.start()
+        rows = assert_rows_match_files(recorder, "resize")
+        assert len({row.run_id for row in rows}) >= 2
+        for row in rows:  # one size per file, the one the index states
+            assert _frame_sizes(recorder.storage / row.path) == {(row.width, row.height)}
+        listing = listing_since(recorder, "resize", began_us - 60_000_000, wall_now_us())
+        assert any(g["reason"] == "stream-changed" for g in listing["gaps"]), listing["gaps"]

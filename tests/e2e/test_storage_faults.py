@@ -3,6 +3,7 @@ index. The recorder must not crash, must say what is wrong, and must recover by 
 without losing what fit.
 """
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -44,9 +45,9 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
     subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
-def _fill(directory: Path) -> Path:
+def _fill(directory: Path, name: str = "filler.bin") -> Path:
     """Writes a file until the filesystem is full (down to the last 4 KiB); returns it."""
-    filler = directory / "filler.bin"
+    filler = directory / name
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
         for size in (1 << 20, 4096):
@@ -71,6 +72,14 @@ def _open_files_under(directory: Path) -> list[str]:
         if target.startswith(str(directory)):
             found.append(f"{fd.parts[2]}: {target}")
     return found
+
+
+def _ready(recorder: Any) -> dict[str, Any]:
+    """The checks of GET /readyz (503 while one fails)."""
+    status, _, body = recorder.get("/readyz")
+    checks: dict[str, Any] = json.loads(body)["checks"]
+    assert (status == 200) == all(c["ok"] for c in checks.values()), (status, body)
+    return checks
 
 
 def _segments_grow(recorder: Any, camera_id: str, than: int) -> bool:
@@ -101,8 +110,11 @@ def test_serve_disk_full_read_only_and_locked_index_recover(
     time.sleep(3)
     assert recorder.process is not None and recorder.process.poll() is None
     assert "No space left" in recorder.log_text()
+    top_up = _fill(small_fs, "filler-2.bin")  # what recovery freed by cutting partials
+    assert not _ready(recorder)["storage"]["ok"]
     before = len(indexed_rows(recorder, "cam"))
     filler.unlink()
+    top_up.unlink()
     recorder.wait_for(lambda: _segments_grow(recorder, "cam", before + 1), 60,
                       "recording to resume after space was freed")
     assert_rows_match_files(recorder, "cam")
@@ -124,6 +136,7 @@ def test_serve_disk_full_read_only_and_locked_index_recover(
         )
         time.sleep(3)
         assert recorder.process is not None and recorder.process.poll() is None
+        assert not _ready(recorder)["storage"]["ok"]
     finally:
         assert _mount(["-o", "remount,rw", str(small_fs)])
     before = len(indexed_rows(recorder, "cam"))
@@ -147,9 +160,13 @@ def test_serve_disk_full_read_only_and_locked_index_recover(
     holder = threading.Thread(target=hold_lock)
     holder.start()
     locked.wait(10)
+    time.sleep(SEGMENT_S + 2)  # a segment closes; its row waits for the lock
+    assert not _ready(recorder)["index"]["ok"]
     holder.join()
     recorder.wait_for(lambda: _segments_grow(recorder, "cam", before + 2), 60,
                       "segments closed during the lock to be indexed")
+    recorder.wait_for(lambda: all(c["ok"] for c in _ready(recorder).values()), 30,
+                      "/readyz to be ready again")
     assert "index write failed; retrying" in recorder.log_text()
     assert_rows_match_files(recorder, "cam")
     # no hole: every segment of the run made during the lock is indexed

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from nvr.config import S3Config
+from nvr.index.evidence import place_hold
 from nvr.retention import catalogue
 from nvr.retention.sweeper import sweep
 from nvr.storage.s3 import S3Store
@@ -55,6 +56,22 @@ def test_sweeper_killed_after_step_restart_leaves_no_orphan(
     assert len(store.rows()) == 2
     assert [d.segment_id for d in store.index.deletions("cam1")] == [ids[0]]
     if client is not None:
-        remaining = {key for key in bucket_keys(client, bucket)}
+        assert bucket is not None
+        remaining = bucket_keys(client, bucket)
         assert len(remaining) == 2 and all(key.endswith(
             tuple(path.rsplit("/", 1)[1] for path in store.rows())) for key in remaining)
+
+
+def test_marked_then_held_before_any_byte_deleted_restart_withdraws_deletion(
+    tmp_path: Path,
+) -> None:
+    store = make_store(tmp_path)
+    segment_id = store.add("cam1", 0)
+    assert catalogue.mark_deleting(store.index, segment_id, "retention", T0_US) is not None
+    place_hold(store.index, "cam1", T0_US, T0_US + DAY_US, "CASE-2", "late hold", "olive")
+
+    result = sweep(store.index, store.root, now_us=lambda: T0_US + 400 * DAY_US)
+
+    assert result.segments == 0
+    assert catalogue.marked(store.index, 10) == []
+    assert len(store.files()) == 1 and store.files() == store.rows()
