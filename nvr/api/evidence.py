@@ -425,6 +425,8 @@ async def release_hold(request: web.Request) -> web.Response:
         hold_id = int(request.match_info["hold_id"])
     except ValueError as exc:
         raise NotFound(f"unknown hold {request.match_info['hold_id']!r}") from exc
+    if not 0 < hold_id < 2**63:  # issue 7: a larger id overflowed the driver (500)
+        raise NotFound(f"unknown hold {hold_id}")
     row = await context.index_call(evidence_db.release_hold, context.index, hold_id,
                                    request_actor(request))
     return _json(_hold_json(row))

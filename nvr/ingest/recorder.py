@@ -80,7 +80,7 @@ class _Opener:
 
     def _open(self) -> None:
         try:
-            opened = av.open(self._url, options=self._options)  # EXPERIMENT
+            opened = av.open(self._url, options=self._options, timeout=self._timeout)
         except (av.error.FFmpegError, OSError) as exc:
             self.error = exc
             self._done.set()

@@ -65,6 +65,16 @@ def _row(group: Group, cameras: Sequence[str]) -> GroupRow:
                     tuple(sorted(cameras)), group.created_us)
 
 
+def _days(value: float | None) -> str | None:
+    """A fractional day count for the audit log, whose canonical JSON has no floats."""
+    return None if value is None else repr(float(value))
+
+
+def _settings(group: Group) -> dict[str, Any]:
+    return {"retention_days": group.retention_days, "local_days": _days(group.local_days),
+            "priority": group.priority}
+
+
 def list_groups(index: Index) -> list[GroupRow]:
     with index.read() as session:
         members: dict[str, list[str]] = {}
@@ -104,7 +114,7 @@ def create_group(index: Index, name: str, retention_days: int, local_days: float
                       priority=priority, created_us=now_us)
         session.add(group)
         append_audit(session, now_us, actor, "group-create", name,
-                     {"retention_days": retention_days, "local_days": local_days,
+                     {"retention_days": retention_days, "local_days": _days(local_days),
                       "priority": priority})
         session.flush()
         return _row(group, [])
@@ -147,11 +157,10 @@ def update_group(index: Index, name: str, changes: dict[str, Any], actor: str,
         group = session.get(Group, name, with_for_update=True)
         if group is None:
             raise NotFound(f"unknown group {name!r}")
-        before = {"retention_days": group.retention_days, "local_days": group.local_days,
-                  "priority": group.priority}
+        before = _settings(group)
         for key, value in changes.items():
             setattr(group, key, value)
-        after = {key: getattr(group, key) for key in before}
+        after = _settings(group)
         append_audit(session, index.clock(), actor, "retention-change", name,
                      {"before": before, "after": after, "confirmed": confirm,
                       "deletes_segments": impact.segments, "deletes_bytes": impact.bytes})

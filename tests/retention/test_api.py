@@ -157,3 +157,19 @@ async def test_storage_reports_forecast_per_group(
     groups = {g["name"]: g for g in body["groups"]}
     assert groups["general"]["bytes"] == {"local": 3000, "s3": 0}
     assert groups["key-area"]["retention_days"] == 90
+
+
+async def test_create_and_patch_group_fractional_local_days_audited(
+    aiohttp_client: ClientFactory, store: Store
+) -> None:
+    client = await _client(aiohttp_client, store)
+    admin = _auth(store, "ada", Role.ADMIN)
+
+    created = await client.post("/api/v1/groups", headers=admin, json={
+        "name": "dock", "retention_days": 10, "local_days": 0.5})
+    patched = await client.patch("/api/v1/groups/dock", headers=admin,
+                                 json={"local_days": 1.5})
+
+    assert created.status == 201 and patched.status == 200
+    assert (await patched.json())["local_days"] == 1.5
+    assert '"local_days":"1.5"' in audit_entries(store.index, action="retention-change")[-1].details

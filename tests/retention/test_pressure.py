@@ -101,3 +101,12 @@ def test_pressure_only_held_left_stops_recording_deletes_nothing_until_released(
     assert not relieved.exhausted and relieved.deleted == 4  # general, oldest first
     assert calls[-1] == "resumed"
     assert sorted(p.split("/")[0] for p in store.files()) == ["cam1"] + ["cam2"] * 5
+
+
+def test_storage_config_low_mark_not_below_high_rejected() -> None:
+    from nvr.config import parse_config
+    from nvr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="low_water_percent must be below"):
+        parse_config("[storage]\nhigh_water_percent = 80\nlow_water_percent = 85\n")
+    assert parse_config("").storage.high_water_percent == 90
