@@ -150,13 +150,18 @@ class Load:
     pss_mb: float
 
 
-def measure(pids: list[int], seconds: float, label: str) -> Load:
+def measure(pids: list[int], seconds: float, label: str, source_pid: int) -> Load:
     procs = process_tree(pids)
+    source = process_tree([source_pid])
     before = [cpu_seconds([p]) for p in procs]
+    source_before = cpu_seconds(source)
     start = time.monotonic()
     time.sleep(seconds)
     after = [cpu_seconds([p]) for p in procs]
     elapsed = time.monotonic() - start
+    source_pct = 100 * (cpu_seconds(source) - source_before) / elapsed
+    _log(f"{label}: RTSP source used {source_pct:.1f} % of one core; "
+         f"machine load average {os.getloadavg()[0]:.2f}")
     rss, pss = memory_mb(procs)
     shares = sorted((100 * (a - b) / elapsed for a, b in zip(after, before, strict=True)),
                     reverse=True)
@@ -247,7 +252,7 @@ def run_nvr(source: Source, args: argparse.Namespace, workdir: Path) -> Row:
     _log(f"nvr: {ready['ready']}/{args.streams} cameras recording, "
          f"{len(ready['worker_pids'])} workers")
     time.sleep(args.warmup_seconds)
-    load = measure([node.pid], args.seconds, "nvr")
+    load = measure([node.pid], args.seconds, "nvr", source.proc.pid)
 
     source.command("pause /nvr/")
     time.sleep(DRAIN_S)
@@ -294,7 +299,7 @@ def run_ffmpeg(source: Source, args: argparse.Namespace, workdir: Path) -> Row:
         time.sleep(0.5)
     _log(f"ffmpeg: {playing}/{streams} cameras recording")
     time.sleep(args.warmup_seconds)
-    load = measure([p.pid for p in procs], args.seconds, "ffmpeg")
+    load = measure([p.pid for p in procs], args.seconds, "ffmpeg", source.proc.pid)
 
     # end of stream: ffmpeg then finishes its last file itself (SIGINT does not interrupt
     # a blocked read, and a second SIGINT aborts without writing the file's index)

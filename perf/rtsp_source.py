@@ -5,8 +5,8 @@ time (one access unit per frame interval, as a camera sends). Packets are real R
 (RFC 3550) carrying H.264 per RFC 6184 (single NAL units, FU-A above the MTU), sent
 interleaved on the RTSP connection (RFC 2326 §10.12). SPS and PPS precede every keyframe.
 
-Each session starts on a keyframe with sequence number 0 and RTP time 0, so every session
-sends identical bytes and the packetised loops are built once and shared; a loop ``k`` adds
+Each session starts on a keyframe with the same sequence number and RTP time (fixed,
+non-zero values), so every session sends identical bytes and the packetised loops are built once and shared; a loop ``k`` adds
 ``k`` clip lengths to the RTP timestamps and ``k`` loop packet counts to the sequence.
 
 A camera has a finite send buffer: when a client falls more than ``--buffer-seconds`` of

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 from aiohttp import web
 
 from nvr.ingest.events import CameraState
