@@ -102,8 +102,11 @@ async def _serve(config: Config, log_level: str) -> None:
         config, index, index_call, replication.store if replication else None, supervisor
     )
     await retention.start()
+    camera_groups = await index_call(index.camera_groups)
     app = make_app(
-        ApiContext(config, supervisor.states, index, index_call, replication, metrics)
+        ApiContext(
+            config, supervisor.states, index, index_call, replication, metrics, camera_groups
+        )
     )
     app[WORKER_SOURCE] = supervisor  # ingest load (issue 6): GET /api/v1/workers
     runner = web.AppRunner(app, access_log=None)

@@ -4,7 +4,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,13 @@ class ApiContext:
     index_call: Callable[..., Awaitable[Any]]
     replication: "Replication | None" = None  # S3 (issue 3); None when [s3] is unset
     metrics: Metrics | None = None  # health (issue 7); None: the app makes its own
+    # Each camera's group as the index holds it; shared, and updated when the API moves a
+    # camera, so scoping and listings follow the change without a restart.
+    camera_groups: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for camera in self.config.cameras:
+            self.camera_groups.setdefault(camera.id, camera.group)
 
 
 CONTEXT = web.AppKey("context", ApiContext)
@@ -93,7 +100,8 @@ async def list_cameras(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     cameras = []
     for camera in context.config.cameras:
-        if not camera_visible(request, camera.id, camera.group):
+        group = context.camera_groups.get(camera.id, camera.group)
+        if not camera_visible(request, camera.id, group):
             continue  # a scoped token sees only its cameras (issue 8)
         state = context.states.get(camera.id) or CameraState(
             camera.id, CameraStatus.CONNECTING
@@ -102,7 +110,7 @@ async def list_cameras(request: web.Request) -> web.Response:
         cameras.append(
             {
                 "id": camera.id,
-                "group": camera.group,
+                "group": group,
                 "url": redact_url(camera.url),
                 "state": state.status.value,
                 "last_packet_time": format_rfc3339(last_packet)
@@ -278,7 +286,7 @@ def make_app(context: ApiContext) -> web.Application:
     app[AUTH] = Authenticator(
         context.index,
         context.index_call,
-        {camera.id: camera.group for camera in context.config.cameras},
+        context.camera_groups,
     )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/cameras", list_cameras)

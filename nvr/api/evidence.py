@@ -19,7 +19,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from nvr.api.actor import request_actor
-from nvr.api.timerange import parse_time_range
+from nvr.api.timerange import MAX_RANGE_US, parse_time_range
 from nvr.auth.middleware import camera_visible
 from nvr.errors import NotFound, RequestError
 from nvr.evidence.chain import AuditRecord
@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from nvr.api.app import ApiContext
 
 log = logging.getLogger(__name__)
+
+# A legal hold covers whatever a case needs (weeks of footage), unlike a playback range.
+MAX_HOLD_US = 3660 * 86_400 * 1_000_000
 
 PLAYBACK_ROUTE = "/api/v1/cameras/{camera_id}/video.mp4"
 UPLOAD_CHUNK_BYTES = 1024 * 1024
@@ -86,7 +89,7 @@ def register_evidence(app: web.Application, context: "ApiContext",
     default_key, default_exports = default_paths(Path(context.config.storage.root))
     app[EVIDENCE] = Evidence(
         context, key_path or default_key, exports_dir or default_exports,
-        camera_groups={camera.id: camera.group for camera in context.config.cameras},
+        camera_groups=context.camera_groups,
     )
     app.on_startup.append(_startup)
     app.on_cleanup.append(_cleanup)
@@ -191,10 +194,11 @@ def _camera(request: web.Request, camera_id: str) -> str:
     return camera_id
 
 
-def _range_request(request: web.Request, body: Mapping[str, Any]
-                   ) -> tuple[str, int, int, str, str]:
+def _range_request(request: web.Request, body: Mapping[str, Any],
+                   max_us: int = MAX_RANGE_US) -> tuple[str, int, int, str, str]:
     camera_id = _camera(request, _text(body, "camera"))
-    span = parse_time_range({"start": _text(body, "start"), "end": _text(body, "end")})
+    bounds = {"start": _text(body, "start"), "end": _text(body, "end")}
+    span = parse_time_range(bounds, max_us)
     return (camera_id, span.start_us, span.end_us, _text(body, "case_id", MAX_CASE_ID),
             _text(body, "reason"))
 
@@ -382,7 +386,7 @@ async def create_hold(request: web.Request) -> web.Response:
     body = await _json_body(request)
     if "cameras" in body:
         return await _create_holds(request, body)
-    camera_id, start_us, end_us, case_id, reason = _range_request(request, body)
+    camera_id, start_us, end_us, case_id, reason = _range_request(request, body, MAX_HOLD_US)
     row = await context.index_call(evidence_db.place_hold, context.index, camera_id,
                                    start_us, end_us, case_id, reason, request_actor(request))
     return _json(_hold_json(row), 201, {"Location": f"/api/v1/holds?case_id={case_id}"})
@@ -397,7 +401,9 @@ async def _create_holds(request: web.Request, body: dict[str, Any]) -> web.Respo
     if (not isinstance(cameras, list) or not cameras
             or not all(isinstance(camera, str) for camera in cameras)):
         raise RequestError("'cameras' must be a non-empty list of camera ids")
-    requests = [_range_request(request, {**body, "camera": camera}) for camera in cameras]
+    requests = [
+        _range_request(request, {**body, "camera": camera}, MAX_HOLD_US) for camera in cameras
+    ]
     rows = [await context.index_call(evidence_db.place_hold, context.index, *args,
                                      request_actor(request)) for args in requests]
     case_id = requests[0][3]

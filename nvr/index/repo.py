@@ -85,10 +85,14 @@ class Index:
 
     # configuration
 
-    def sync_groups_and_cameras(self, groups: Sequence[GroupConfig],
-                                cameras: Sequence[CameraConfig]) -> None:
-        """Inserts missing groups and cameras and updates changed ones.
+    def sync_groups_and_cameras(
+        self, groups: Sequence[GroupConfig], cameras: Sequence[CameraConfig]
+    ) -> None:
+        """Seeds groups and cameras the index does not have yet from the config.
 
+        Groups live in the index: once a group or a camera's assignment exists, the API
+        changes it (with confirmation and an audit row) and the config file no longer
+        does, so a restart never silently undoes an admin's change or shortens retention.
         Nothing is deleted: a camera gone from the config keeps its recordings, which stay
         playable and under its group's retention.
         """
@@ -99,25 +103,35 @@ class Index:
             for group in groups:
                 row = session.get(Group, group.name)
                 if row is None:
-                    session.add(Group(name=group.name, retention_days=group.retention_days,
-                                      created_us=now_us))
+                    session.add(
+                        Group(name=group.name, retention_days=group.retention_days,
+                              created_us=now_us)
+                    )
                 elif row.retention_days != group.retention_days:
-                    # evidence: retention changes are audited (issue 5).
-                    append_audit(session, now_us, "config", "retention-change", group.name,
-                                 {"before_days": row.retention_days,
-                                  "after_days": group.retention_days})
-                    row.retention_days = group.retention_days
+                    log.warning(
+                        "config retention differs from the index; the index applies %s",
+                        fields(group=group.name, config_days=group.retention_days,
+                               index_days=row.retention_days),
+                    )
             session.flush()
             for camera in cameras:
                 existing = session.get(Camera, camera.id)
                 if existing is None:
-                    session.add(Camera(id=camera.id, group_name=camera.group,
-                                       created_us=now_us))
+                    session.add(
+                        Camera(id=camera.id, group_name=camera.group, created_us=now_us)
+                    )
                 elif existing.group_name != camera.group:
-                    append_audit(session, now_us, "config", "group-change", camera.id,
-                                 {"before": existing.group_name, "after": camera.group},
-                                 camera_id=camera.id)
-                    existing.group_name = camera.group
+                    log.warning(
+                        "config group differs from the index; the index applies %s",
+                        fields(camera=camera.id, config_group=camera.group,
+                               index_group=existing.group_name),
+                    )
+
+    def camera_groups(self) -> dict[str, str]:
+        """Every camera's group as the index holds it."""
+        with self.read() as session:
+            rows = session.execute(select(Camera.id, Camera.group_name)).all()
+            return {camera_id: group for camera_id, group in rows}
 
     def camera_ids(self) -> list[str]:
         with self.read() as session:

@@ -120,6 +120,7 @@ async def put_camera_group(request: web.Request) -> web.Response:
                                           confirm)
     except DangerousChange as exc:
         return _refused(exc)
+    context.camera_groups[camera_id] = group
     return _json({"camera": camera_id, "group": group, "applied": True,
                   "will_delete": _impact(impact)})
 

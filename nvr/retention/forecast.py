@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 from sqlalchemy import func, select
 
 from nvr.index.models import Camera, Group, Replica, Segment

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 from nvr.config import StorageConfig
 from nvr.index.repo import Index

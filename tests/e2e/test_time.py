@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -151,10 +152,10 @@ def test_serve_in_dst_zone_with_server_clock_steps_stays_utc_and_never_overlaps(
     in_z = recordings(recorder, "cam", format_rfc3339(began_us - MINUTE_US),
                       format_rfc3339(end_us))
     assert all(s["start"].endswith("Z") for s in in_z["segments"])
-    shifted = recordings(
+    shifted = recordings(  # the same instants written with -05:00 and +05:30 offsets
         recorder, "cam",
-        us_to_datetime(began_us - MINUTE_US).astimezone().isoformat(),  # -05:00 / -04:00
-        us_to_datetime(end_us).astimezone().isoformat() if False else format_rfc3339(end_us),
+        us_to_datetime(began_us - MINUTE_US).astimezone(ZoneInfo(DST_ZONE)).isoformat(),
+        us_to_datetime(end_us).astimezone(ZoneInfo("Asia/Kolkata")).isoformat(),
     )
     assert [s["id"] for s in shifted["segments"]] == [s["id"] for s in in_z["segments"]]
 

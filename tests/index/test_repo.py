@@ -206,7 +206,7 @@ def test_last_segment_returns_latest_or_none(index: Index) -> None:
     assert index.segment_by_path(last.path) == last
 
 
-def test_sync_groups_and_cameras_changed_group_updates_and_keeps_removed_camera(
+def test_sync_groups_and_cameras_seeds_only_and_keeps_removed_camera(
     index: Index,
 ) -> None:
     index.add_segment(segment_event(camera_id="cam2", run_id="run-z"))
@@ -218,11 +218,12 @@ def test_sync_groups_and_cameras_changed_group_updates_and_keeps_removed_camera(
          CameraConfig(id="cam3", url="rtsp://127.0.0.1/c")),
     )
 
+    # the index, where the API changes groups with confirmation, wins over the config
     assert index.camera_ids() == ["cam1", "cam2", "cam3"]
-    assert index.camera_group("cam1") == "key-area"
+    assert index.camera_group("cam1") == "general"
     assert index.camera_group("cam3") == "general"
     assert index.camera_group("nope") is None
-    assert index.group_retention_days() == {"general": 7, "key-area": 90}
+    assert index.group_retention_days() == {"general": 30, "key-area": 90}
     assert len(index.segments_overlapping("cam2", *_window(0, 60))) == 1
 
 
