@@ -2,11 +2,11 @@
 
 from aiohttp import web
 
-ACTOR_KEY = "nvr.actor"
+ACTOR_KEY = web.RequestKey("nvr.actor", str)
 ANONYMOUS = "anonymous"
 
 
 def request_actor(request: web.Request) -> str:
     """The name of the token that authenticated ``request``, or "anonymous"."""
     actor = request.get(ACTOR_KEY)
-    return actor if isinstance(actor, str) else ANONYMOUS
+    return ANONYMOUS if actor is None else actor

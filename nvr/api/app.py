@@ -20,7 +20,7 @@ from nvr.api.timerange import parse_time_range
 from nvr.api.workers import register_workers
 from nvr.auth.middleware import AUTH, Authenticator, auth_middleware, camera_visible
 from nvr.config import Config
-from nvr.errors import NotFound, NvrError, RequestError
+from nvr.errors import NotFound, NvrError, ObjectStoreUnavailable, RequestError
 from nvr.export.clip import ClipPlan, ClipSource, plan_clip
 from nvr.ingest.events import CameraState, CameraStatus
 from nvr.log import fields, redact_url
@@ -81,6 +81,11 @@ async def _errors(
         return _json(
             {"error": {"status": exc.status, "message": exc.reason}}, exc.status
         )
+    except ObjectStoreUnavailable as exc:
+        # a segment evicted to S3 cannot be read while S3 is down: retry later
+        log.warning("object storage unavailable %s", fields(path=request.path, error=exc))
+        message = "object storage is unavailable; the recording is safe, retry later"
+        return _json({"error": {"status": 503, "message": message}}, 503)
     except NvrError as exc:
         # health (issue 7): a server-side failure still answers in the error schema
         log.error("request failed %s", fields(path=request.path, error=exc))

@@ -22,7 +22,7 @@ from nvr.log import fields
 
 log = logging.getLogger(__name__)
 
-TOKEN_KEY = "nvr.token"
+TOKEN_KEY = web.RequestKey("nvr.token", TokenInfo)
 BEARER = "bearer"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -43,8 +43,7 @@ AUTH = web.AppKey("auth", Authenticator)
 
 def request_token(request: web.Request) -> TokenInfo | None:
     """The token that authenticated ``request`` (None on public routes)."""
-    token = request.get(TOKEN_KEY)
-    return token if isinstance(token, TokenInfo) else None
+    return request.get(TOKEN_KEY)
 
 
 def camera_visible(request: web.Request, camera_id: str, group: str | None) -> bool:

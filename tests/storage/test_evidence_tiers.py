@@ -260,3 +260,24 @@ async def test_audit_command_with_s3_config_reads_evicted_segments_from_s3(
     assert altered.exit_code == 1, altered.output
     assert f"ALTERED  segment {target} " in altered.output
     assert f"s3://{bucket}/" in altered.output
+
+
+async def test_playback_of_evicted_segment_while_s3_down_answers_503(
+    aiohttp_client: ClientFactory, own_seaweed: SeaweedServer, tiered: Archive,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in own_seaweed.env().items():
+        monkeypatch.setenv(name, value)
+    config = Config.model_validate(_settings(tiered, own_seaweed, new_bucket(own_seaweed)))
+    replication = await _replicate_and_evict(tiered, config)
+    app = make_app(ApiContext(config, {}, tiered.index, evidence_index_call,
+                              replication=replication))
+    client = await aiohttp_client(app)
+    headers = {"Authorization": f"Bearer {create_token(tiered.index, 'vera', Role.VIEWER)}"}
+    query = f"start={format_rfc3339(WALL_T0_US + S)}&end={format_rfc3339(WALL_T0_US + 3 * S)}"
+    own_seaweed.stop()
+
+    answer = await client.get(f"/api/v1/cameras/cam1/video.mp4?{query}", headers=headers)
+
+    assert answer.status == 503, await answer.text()
+    assert "object storage is unavailable" in (await answer.json())["error"]["message"]
