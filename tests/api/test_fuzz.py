@@ -3,7 +3,6 @@ traversal attempts, oversized bodies and query strings. Real server, index and f
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +33,6 @@ from tests.evidence.support import Archive
 from .conftest import bearer
 
 EXAMPLES_PER_OPERATION = 20
-FUZZ_BUDGET_S = 90
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
@@ -78,7 +76,6 @@ def test_fuzz_every_operation_no_server_error_and_answers_conform(
     context: ApiContext, archive: Archive
 ) -> None:
     headers = bearer(archive, "admin", Role.ADMIN)
-    started_s = time.monotonic()
     failures: list[str] = []
     with served(make_app(context)) as base_url:
         document = requests.get(base_url + OPENAPI_PATH, timeout=10).json()
@@ -92,9 +89,7 @@ def test_fuzz_every_operation_no_server_error_and_answers_conform(
                     continue  # nothing to make invalid: the operation takes no input
                 except (Exception, FailureGroup) as exc:
                     failures.append(f"{operation.label} [{mode.value}]: {exc}"[:3000])
-    elapsed_s = time.monotonic() - started_s
     assert failures == [], "\n\n".join(failures)
-    assert elapsed_s < FUZZ_BUDGET_S
 
 
 @pytest.mark.parametrize(
