@@ -54,7 +54,8 @@ class IndexConfig(_Strict):
 class HttpConfig(_Strict):
     listen: str = Field("127.0.0.1:8080", description="host:port the API listens on")
     tls_cert: Path | None = Field(
-        None, description="PEM certificate chain; with tls_key the API serves HTTPS only"
+        None,
+        description="PEM certificate chain; with tls_key the API serves HTTPS only",
     )
     tls_key: Path | None = Field(None, description="PEM private key for tls_cert")
 
@@ -152,12 +153,16 @@ def _with_password(url: str, password: str) -> str:
     """``url`` with ``password`` set for the user it already names."""
     parts = urlsplit(url)
     if parts.username is None:
-        raise ValueError("url must name the user (rtsp://user@host/...) to add a password")
+        raise ValueError(
+            "url must name the user (rtsp://user@host/...) to add a password"
+        )
     if parts.password == quote(password, safe=""):
         return url  # already resolved, e.g. a model validated twice
     if parts.password is not None:
         raise ValueError("url already holds a password; drop it or password_env/_file")
-    netloc = f"{parts.username}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"
+    netloc = (
+        f"{parts.username}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"
+    )
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
@@ -243,6 +248,8 @@ class S3Config(_Strict):
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("access_key_id and secret_access_key go together")
         return self
+
+
 # --- end S3 replication ---
 
 
@@ -259,7 +266,9 @@ class Config(_Strict):
     recording: RecordingConfig = RecordingConfig()
     groups: tuple[GroupConfig, ...] = DEFAULT_GROUPS
     cameras: tuple[CameraConfig, ...] = ()
-    s3: S3Config | None = None  # issue 3: replication to S3; None keeps everything local
+    s3: S3Config | None = (
+        None  # issue 3: replication to S3; None keeps everything local
+    )
 
     @model_validator(mode="after")
     def _references(self) -> Self:

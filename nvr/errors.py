@@ -86,4 +86,6 @@ class ObjectStoreRefused(ObjectStoreError):
 
 class ObjectRejected(ObjectStoreError):
     """One object failed (bad digest, size or checksum mismatch); only it is retried."""
+
+
 # --- end S3 replication ---

@@ -29,7 +29,22 @@ from nvr.timeutil import wall_now_us
 
 US_PER_S = 1_000_000
 # HTTP latency buckets (seconds): API listings take milliseconds, clips up to minutes.
-LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+LATENCY_BUCKETS_S = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    300,
+)
 
 
 class CameraCollector(Collector):
@@ -44,26 +59,38 @@ class CameraCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         now_us = self._clock()
         state = GaugeMetricFamily(
-            "nvr_camera_state", "1 for the camera's current state, 0 for the others",
-            labels=["camera", "state"])
+            "nvr_camera_state",
+            "1 for the camera's current state, 0 for the others",
+            labels=["camera", "state"],
+        )
         packets = CounterMetricFamily(
-            "nvr_camera_packets", "packets received in the current worker's lifetime",
-            labels=["camera"])
+            "nvr_camera_packets",
+            "packets received in the current worker's lifetime",
+            labels=["camera"],
+        )
         received = CounterMetricFamily(
-            "nvr_camera_bytes", "packet bytes received in the current worker's lifetime",
-            labels=["camera"])
+            "nvr_camera_bytes",
+            "packet bytes received in the current worker's lifetime",
+            labels=["camera"],
+        )
         reconnects = CounterMetricFamily(
-            "nvr_camera_reconnects", "reconnections in the current worker's lifetime",
-            labels=["camera"])
+            "nvr_camera_reconnects",
+            "reconnections in the current worker's lifetime",
+            labels=["camera"],
+        )
         bitrate = GaugeMetricFamily(
-            "nvr_camera_bitrate_bps", "recent received bitrate", labels=["camera"])
+            "nvr_camera_bitrate_bps", "recent received bitrate", labels=["camera"]
+        )
         gap = GaugeMetricFamily(
             "nvr_camera_gap_seconds",
             "seconds since the last packet while not recording (the open gap), else 0",
-            labels=["camera"])
+            labels=["camera"],
+        )
         for camera_id, camera in sorted(dict(self._states).items()):
             for status in CameraStatus:
-                state.add_metric([camera_id, status.value], float(camera.status == status))
+                state.add_metric(
+                    [camera_id, status.value], float(camera.status == status)
+                )
             packets.add_metric([camera_id], camera.packets)
             received.add_metric([camera_id], camera.bytes)
             reconnects.add_metric([camera_id], camera.reconnects)
@@ -92,11 +119,15 @@ class DeletionCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         segments = CounterMetricFamily(
-            "nvr_deleted_segments", "segments deleted, by reason (e.g. retention)",
-            labels=["reason"])
+            "nvr_deleted_segments",
+            "segments deleted, by reason (e.g. retention)",
+            labels=["reason"],
+        )
         freed = CounterMetricFamily(
-            "nvr_deleted_bytes", "bytes of the segments deleted, by reason",
-            labels=["reason"])
+            "nvr_deleted_bytes",
+            "bytes of the segments deleted, by reason",
+            labels=["reason"],
+        )
         for reason, (count, total) in sorted(self.totals.items()):
             segments.add_metric([reason], count)
             freed.add_metric([reason], total)
@@ -124,31 +155,49 @@ class Metrics:
         self.deletions = DeletionCollector()
         self.registry.register(self.deletions)
         self.segments_indexed = Counter(
-            "nvr_segments_indexed", "segments written and committed to the index",
-            ["camera"], registry=self.registry)
+            "nvr_segments_indexed",
+            "segments written and committed to the index",
+            ["camera"],
+            registry=self.registry,
+        )
         self.segment_bytes = Counter(
-            "nvr_segment_bytes_indexed", "bytes of the segments indexed",
-            ["camera"], registry=self.registry)
+            "nvr_segment_bytes_indexed",
+            "bytes of the segments indexed",
+            ["camera"],
+            registry=self.registry,
+        )
         self.upload_backlog_segments = Gauge(
-            "nvr_upload_backlog_segments", "segments not yet replicated to S3 (0 without S3)",
-            registry=self.registry)
+            "nvr_upload_backlog_segments",
+            "segments not yet replicated to S3 (0 without S3)",
+            registry=self.registry,
+        )
         self.upload_backlog_bytes = Gauge(
-            "nvr_upload_backlog_bytes", "bytes not yet replicated to S3 (0 without S3)",
-            registry=self.registry)
+            "nvr_upload_backlog_bytes",
+            "bytes not yet replicated to S3 (0 without S3)",
+            registry=self.registry,
+        )
         self.disk_bytes = Gauge(
-            "nvr_storage_disk_bytes", "file system of storage.root: total, used, free",
-            ["kind"], registry=self.registry)
+            "nvr_storage_disk_bytes",
+            "file system of storage.root: total, used, free",
+            ["kind"],
+            registry=self.registry,
+        )
         self.http_seconds = Histogram(
-            "nvr_http_request_duration_seconds", "time to answer an API request",
-            ["method", "route", "status"], buckets=LATENCY_BUCKETS_S,
-            registry=self.registry)
+            "nvr_http_request_duration_seconds",
+            "time to answer an API request",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
 
     def segment_indexed(self, event: SegmentClosed) -> None:
         """Counts one segment the supervisor committed to the index."""
         self.segments_indexed.labels(event.camera_id).inc()
         self.segment_bytes.labels(event.camera_id).inc(event.bytes)
 
-    def observe_request(self, method: str, route: str, status: int, started_s: float) -> None:
+    def observe_request(
+        self, method: str, route: str, status: int, started_s: float
+    ) -> None:
         """Records one request's latency; ``started_s`` is a ``time.perf_counter()``."""
         elapsed_s = time.perf_counter() - started_s
         self.http_seconds.labels(method, route, str(status)).observe(elapsed_s)

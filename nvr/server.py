@@ -99,13 +99,23 @@ async def _serve(config: Config, log_level: str) -> None:
     # retention (issue 4): sweeps both tiers (its first pass finishes interrupted
     # deletions) and pauses recording if the disk fills with held recordings
     retention = RetentionService(
-        config, index, index_call, replication.store if replication else None, supervisor
+        config,
+        index,
+        index_call,
+        replication.store if replication else None,
+        supervisor,
     )
     await retention.start()
     camera_groups = await index_call(index.camera_groups)
     app = make_app(
         ApiContext(
-            config, supervisor.states, index, index_call, replication, metrics, camera_groups
+            config,
+            supervisor.states,
+            index,
+            index_call,
+            replication,
+            metrics,
+            camera_groups,
         )
     )
     app[WORKER_SOURCE] = supervisor  # ingest load (issue 6): GET /api/v1/workers

@@ -37,10 +37,16 @@ def rtsp_camera_factory(clips_dir: Path) -> Iterator[CameraFactory]:
         name: str | None = None,
     ) -> SimulatedCamera:
         name_ = clip_name(codec, audio=audio, bframes=bframes, seconds=seconds)
-        clip = make_clip(clips_dir / name_, codec, audio=audio, bframes=bframes,
-                         seconds=seconds)
-        camera = SimulatedCamera(name or f"sim-{len(started)}", clip, free_port(),
-                                 user=user, password=password)
+        clip = make_clip(
+            clips_dir / name_, codec, audio=audio, bframes=bframes, seconds=seconds
+        )
+        camera = SimulatedCamera(
+            name or f"sim-{len(started)}",
+            clip,
+            free_port(),
+            user=user,
+            password=password,
+        )
         started.append(camera)
         camera.start()
         camera.wait_ready()

@@ -66,7 +66,10 @@ def test_parse_config_without_groups_has_the_two_presets() -> None:
         ("[http]\nlisten = '8080'\n", "http.listen"),
         ("[[cameras]]\nid = 'a'\nurl = 'http://x/y'\n", "cameras.0.url"),
         ("[[cameras]]\nid = '../etc'\nurl = 'rtsp://x/y'\n", "cameras.0.id"),
-        ("[[cameras]]\nid = 'a'\nurl = 'rtsp://x/y'\ngroup = 'nope'\n", "unknown group 'nope'"),
+        (
+            "[[cameras]]\nid = 'a'\nurl = 'rtsp://x/y'\ngroup = 'nope'\n",
+            "unknown group 'nope'",
+        ),
         ("colour = 'blue'\n", "colour: unknown key"),
     ],
 )
@@ -76,7 +79,9 @@ def test_parse_config_bad_value_names_the_key(text: str, named: str) -> None:
 
 
 def test_parse_config_duplicate_camera_rejected() -> None:
-    text = "[[cameras]]\nid='a'\nurl='rtsp://h/1'\n[[cameras]]\nid='a'\nurl='rtsp://h/2'\n"
+    text = (
+        "[[cameras]]\nid='a'\nurl='rtsp://h/1'\n[[cameras]]\nid='a'\nurl='rtsp://h/2'\n"
+    )
     with pytest.raises(ConfigError, match="duplicate id 'a'"):
         parse_config(text)
 

@@ -24,7 +24,9 @@ def test_fields_quotes_values_with_spaces() -> None:
     )
 
 
-def test_setup_logging_never_prints_a_password(capsys: pytest.CaptureFixture[str]) -> None:
+def test_setup_logging_never_prints_a_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     setup_logging("INFO")
     logging.getLogger("nvr.test").warning("open failed %s", "rtsp://u:hunter2@h/s")
     assert "hunter2" not in capsys.readouterr().err

@@ -83,7 +83,9 @@ async def _errors(
         )
     except ObjectStoreUnavailable as exc:
         # a segment evicted to S3 cannot be read while S3 is down: retry later
-        log.warning("object storage unavailable %s", fields(path=request.path, error=exc))
+        log.warning(
+            "object storage unavailable %s", fields(path=request.path, error=exc)
+        )
         message = "object storage is unavailable; the recording is safe, retry later"
         return _json({"error": {"status": 503, "message": message}}, 503)
     except NvrError as exc:
@@ -174,7 +176,9 @@ async def list_recordings(request: web.Request) -> web.Response:
             "camera": camera_id,
             "start": format_rfc3339(span.start_us),
             "end": format_rfc3339(span.end_us),
-            "segments": [_segment_json(row, tiers.get(row.id, "local")) for row in segments],
+            "segments": [
+                _segment_json(row, tiers.get(row.id, "local")) for row in segments
+            ],
             "gaps": gap_list,
         }
     )

@@ -83,12 +83,18 @@ def default_paths(storage_root: Path) -> tuple[Path, Path]:
     return var / "evidence" / "signing_key.pem", var / "exports"
 
 
-def register_evidence(app: web.Application, context: "ApiContext",
-                      key_path: Path | None = None, exports_dir: Path | None = None) -> None:
+def register_evidence(
+    app: web.Application,
+    context: "ApiContext",
+    key_path: Path | None = None,
+    exports_dir: Path | None = None,
+) -> None:
     """Adds the evidence routes, start-up and clean-up hooks and the playback audit."""
     default_key, default_exports = default_paths(Path(context.config.storage.root))
     app[EVIDENCE] = Evidence(
-        context, key_path or default_key, exports_dir or default_exports,
+        context,
+        key_path or default_key,
+        exports_dir or default_exports,
         camera_groups=context.camera_groups,
     )
     app.on_startup.append(_startup)
@@ -110,13 +116,18 @@ async def _startup(app: web.Application) -> None:
     context = evidence.context
     evidence.key = await asyncio.to_thread(load_or_create_key, evidence.key_path)
     evidence.jobs = ExportJobs(
-        index=context.index, index_call=context.index_call,
-        storage_root=Path(context.config.storage.root), exports_dir=evidence.exports_dir,
-        key=evidence.key, camera_groups=evidence.camera_groups,
+        index=context.index,
+        index_call=context.index_call,
+        storage_root=Path(context.config.storage.root),
+        exports_dir=evidence.exports_dir,
+        key=evidence.key,
+        camera_groups=evidence.camera_groups,
         locate=None if context.replication is None else context.replication.locations,
     )
     await evidence.jobs.start()
-    log.info("evidence ready %s", fields(key=key_fingerprint(evidence.key.public_key())))
+    log.info(
+        "evidence ready %s", fields(key=key_fingerprint(evidence.key.public_key()))
+    )
 
 
 async def _cleanup(app: web.Application) -> None:
@@ -125,17 +136,31 @@ async def _cleanup(app: web.Application) -> None:
         await jobs.close()
 
 
-def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None
-          ) -> web.Response:
-    return web.json_response(data, status=status, headers=headers,
-                             dumps=lambda v: json.dumps(v, indent=1))
+def _json(
+    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.json_response(
+        data, status=status, headers=headers, dumps=lambda v: json.dumps(v, indent=1)
+    )
 
 
-async def _audit(request: web.Request, action: str, subject: str,
-                 details: dict[str, Any] | None = None, camera_id: str | None = None) -> None:
+async def _audit(
+    request: web.Request,
+    action: str,
+    subject: str,
+    details: dict[str, Any] | None = None,
+    camera_id: str | None = None,
+) -> None:
     context = request.app[EVIDENCE].context
-    await context.index_call(evidence_db.record_audit, context.index, request_actor(request),
-                             action, subject, details, camera_id)
+    await context.index_call(
+        evidence_db.record_audit,
+        context.index,
+        request_actor(request),
+        action,
+        subject,
+        details,
+        camera_id,
+    )
 
 
 @web.middleware
@@ -146,12 +171,20 @@ async def _playback_audit(request: web.Request, handler: Handler) -> web.StreamR
     starting at byte 0) is recorded, so one viewing is one row.
     """
     resource = request.match_info.route.resource
-    if (request.method == "GET" and resource is not None
-            and resource.canonical == PLAYBACK_ROUTE and _first_range(request)):
+    if (
+        request.method == "GET"
+        and resource is not None
+        and resource.canonical == PLAYBACK_ROUTE
+        and _first_range(request)
+    ):
         camera_id = request.match_info["camera_id"]
-        await _audit(request, "playback", f"camera {camera_id}",
-                     {"start": request.query.get("start"), "end": request.query.get("end")},
-                     camera_id)
+        await _audit(
+            request,
+            "playback",
+            f"camera {camera_id}",
+            {"start": request.query.get("start"), "end": request.query.get("end")},
+            camera_id,
+        )
     return await handler(request)
 
 
@@ -189,18 +222,26 @@ def _text(body: Mapping[str, Any], name: str, limit: int = MAX_TEXT) -> str:
 def _camera(request: web.Request, camera_id: str) -> str:
     """The camera id if the config has it and the token may see it, else NotFound."""
     groups = request.app[EVIDENCE].camera_groups
-    if camera_id not in groups or not camera_visible(request, camera_id, groups[camera_id]):
+    if camera_id not in groups or not camera_visible(
+        request, camera_id, groups[camera_id]
+    ):
         raise NotFound(f"unknown camera {camera_id!r}")
     return camera_id
 
 
-def _range_request(request: web.Request, body: Mapping[str, Any],
-                   max_us: int = MAX_RANGE_US) -> tuple[str, int, int, str, str]:
+def _range_request(
+    request: web.Request, body: Mapping[str, Any], max_us: int = MAX_RANGE_US
+) -> tuple[str, int, int, str, str]:
     camera_id = _camera(request, _text(body, "camera"))
     bounds = {"start": _text(body, "start"), "end": _text(body, "end")}
     span = parse_time_range(bounds, max_us)
-    return (camera_id, span.start_us, span.end_us, _text(body, "case_id", MAX_CASE_ID),
-            _text(body, "reason"))
+    return (
+        camera_id,
+        span.start_us,
+        span.end_us,
+        _text(body, "case_id", MAX_CASE_ID),
+        _text(body, "reason"),
+    )
 
 
 # exports
@@ -231,7 +272,9 @@ def _export_json(row: ExportRow, evidence: Evidence) -> dict[str, Any]:
         "package_sha256": row.package_sha256,
         "created": format_rfc3339(row.created_us),
         "finished": format_rfc3339(row.finished_us) if row.finished_us else None,
-        "download": f"/api/v1/exports/{row.id}/download" if row.state == "done" else None,
+        "download": f"/api/v1/exports/{row.id}/download"
+        if row.state == "done"
+        else None,
     }
 
 
@@ -239,19 +282,23 @@ async def create_export(request: web.Request) -> web.Response:
     evidence = request.app[EVIDENCE]
     _, jobs = evidence.started()
     camera_id, start_us, end_us, case_id, reason = _range_request(
-        request, await _json_body(request))
-    row = await jobs.submit(camera_id, start_us, end_us, case_id, reason,
-                            request_actor(request))
-    return _json(_export_json(row, evidence), 202,
-                 {"Location": f"/api/v1/exports/{row.id}"})
+        request, await _json_body(request)
+    )
+    row = await jobs.submit(
+        camera_id, start_us, end_us, case_id, reason, request_actor(request)
+    )
+    return _json(
+        _export_json(row, evidence), 202, {"Location": f"/api/v1/exports/{row.id}"}
+    )
 
 
 async def _visible_export(request: web.Request) -> ExportRow:
     evidence = request.app[EVIDENCE]
     context = evidence.context
     export_id = request.match_info["export_id"]
-    row: ExportRow | None = await context.index_call(evidence_db.export_by_id,
-                                                     context.index, export_id)
+    row: ExportRow | None = await context.index_call(
+        evidence_db.export_by_id, context.index, export_id
+    )
     if row is None:
         raise NotFound(f"unknown export {export_id!r}")
     _camera(request, row.camera_id)
@@ -268,15 +315,22 @@ async def download_export(request: web.Request) -> web.StreamResponse:
     if row.state != "done":
         raise Conflict(f"export {row.id} is {row.state}, not done")
     _, jobs = request.app[EVIDENCE].started()
-    await _audit(request, "export-download", f"export {row.id}",
-                 {"case_id": row.case_id, "package_sha256": row.package_sha256},
-                 row.camera_id)
+    await _audit(
+        request,
+        "export-download",
+        f"export {row.id}",
+        {"case_id": row.case_id, "package_sha256": row.package_sha256},
+        row.camera_id,
+    )
     name = f"nvr-export-{row.camera_id}-{row.id}.zip"
-    return web.FileResponse(jobs.package_path(row.id), headers={
-        "Content-Type": "application/zip",
-        "Content-Disposition": f'attachment; filename="{name}"',
-        "X-Package-SHA256": row.package_sha256 or "",
-    })
+    return web.FileResponse(
+        jobs.package_path(row.id),
+        headers={
+            "Content-Type": "application/zip",
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-Package-SHA256": row.package_sha256 or "",
+        },
+    )
 
 
 # keys and verification
@@ -285,11 +339,17 @@ async def download_export(request: web.Request) -> web.StreamResponse:
 async def list_keys(request: web.Request) -> web.Response:
     key, _ = request.app[EVIDENCE].started()
     public = key.public_key()
-    return _json({"keys": [{
-        "algorithm": "Ed25519",
-        "sha256": key_fingerprint(public),
-        "public_key_pem": public_key_pem(public).decode("ascii"),
-    }]})
+    return _json(
+        {
+            "keys": [
+                {
+                    "algorithm": "Ed25519",
+                    "sha256": key_fingerprint(public),
+                    "public_key_pem": public_key_pem(public).decode("ascii"),
+                }
+            ]
+        }
+    )
 
 
 async def verify(request: web.Request) -> web.Response:
@@ -313,16 +373,27 @@ async def verify(request: web.Request) -> web.Response:
     finally:
         await asyncio.to_thread(upload.unlink, missing_ok=True)
     manifest = report.manifest or {}
-    await _audit(request, "verify", f"package {manifest.get('export_id', 'unknown')}",
-                 {"passed": report.passed, "trusted_key": "given" if given else "server",
-                  "failed": [c.name for c in report.checks if not c.passed]})
-    return _json({
-        "passed": report.passed,
-        "trusted_key": "given" if given else "server",
-        "export_id": manifest.get("export_id"),
-        "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail}
-                   for c in report.checks],
-    })
+    await _audit(
+        request,
+        "verify",
+        f"package {manifest.get('export_id', 'unknown')}",
+        {
+            "passed": report.passed,
+            "trusted_key": "given" if given else "server",
+            "failed": [c.name for c in report.checks if not c.passed],
+        },
+    )
+    return _json(
+        {
+            "passed": report.passed,
+            "trusted_key": "given" if given else "server",
+            "export_id": manifest.get("export_id"),
+            "checks": [
+                {"name": c.name, "passed": c.passed, "detail": c.detail}
+                for c in report.checks
+            ],
+        }
+    )
 
 
 async def _receive_upload(request: web.Request, path: Path) -> bytes | None:
@@ -386,9 +457,19 @@ async def create_hold(request: web.Request) -> web.Response:
     body = await _json_body(request)
     if "cameras" in body:
         return await _create_holds(request, body)
-    camera_id, start_us, end_us, case_id, reason = _range_request(request, body, MAX_HOLD_US)
-    row = await context.index_call(evidence_db.place_hold, context.index, camera_id,
-                                   start_us, end_us, case_id, reason, request_actor(request))
+    camera_id, start_us, end_us, case_id, reason = _range_request(
+        request, body, MAX_HOLD_US
+    )
+    row = await context.index_call(
+        evidence_db.place_hold,
+        context.index,
+        camera_id,
+        start_us,
+        end_us,
+        case_id,
+        reason,
+        request_actor(request),
+    )
     return _json(_hold_json(row), 201, {"Location": f"/api/v1/holds?case_id={case_id}"})
 
 
@@ -398,17 +479,28 @@ async def _create_holds(request: web.Request, body: dict[str, Any]) -> web.Respo
     placed. Answers 201 with ``{"holds": [...]}``."""
     context = request.app[EVIDENCE].context
     cameras = body.get("cameras")
-    if (not isinstance(cameras, list) or not cameras
-            or not all(isinstance(camera, str) for camera in cameras)):
+    if (
+        not isinstance(cameras, list)
+        or not cameras
+        or not all(isinstance(camera, str) for camera in cameras)
+    ):
         raise RequestError("'cameras' must be a non-empty list of camera ids")
     requests = [
-        _range_request(request, {**body, "camera": camera}, MAX_HOLD_US) for camera in cameras
+        _range_request(request, {**body, "camera": camera}, MAX_HOLD_US)
+        for camera in cameras
     ]
-    rows = [await context.index_call(evidence_db.place_hold, context.index, *args,
-                                     request_actor(request)) for args in requests]
+    rows = [
+        await context.index_call(
+            evidence_db.place_hold, context.index, *args, request_actor(request)
+        )
+        for args in requests
+    ]
     case_id = requests[0][3]
-    return _json({"holds": [_hold_json(row) for row in rows]}, 201,
-                 {"Location": f"/api/v1/holds?case_id={case_id}"})
+    return _json(
+        {"holds": [_hold_json(row) for row in rows]},
+        201,
+        {"Location": f"/api/v1/holds?case_id={case_id}"},
+    )
 
 
 async def list_holds(request: web.Request) -> web.Response:
@@ -418,10 +510,19 @@ async def list_holds(request: web.Request) -> web.Response:
     if camera_id is not None:
         _camera(request, camera_id)
     rows: list[HoldRow] = await context.index_call(
-        evidence_db.list_holds, context.index, camera_id, request.query.get("case_id"),
-        request.query.get("include_released") == "true")
-    visible = [row for row in rows if camera_visible(
-        request, row.camera_id, evidence.camera_groups.get(row.camera_id))]
+        evidence_db.list_holds,
+        context.index,
+        camera_id,
+        request.query.get("case_id"),
+        request.query.get("include_released") == "true",
+    )
+    visible = [
+        row
+        for row in rows
+        if camera_visible(
+            request, row.camera_id, evidence.camera_groups.get(row.camera_id)
+        )
+    ]
     return _json({"holds": [_hold_json(row) for row in visible]})
 
 
@@ -433,8 +534,9 @@ async def release_hold(request: web.Request) -> web.Response:
         raise NotFound(f"unknown hold {request.match_info['hold_id']!r}") from exc
     if not 0 < hold_id < 2**63:  # issue 7: a larger id overflowed the driver (500)
         raise NotFound(f"unknown hold {hold_id}")
-    row = await context.index_call(evidence_db.release_hold, context.index, hold_id,
-                                   request_actor(request))
+    row = await context.index_call(
+        evidence_db.release_hold, context.index, hold_id, request_actor(request)
+    )
     return _json(_hold_json(row))
 
 
@@ -479,7 +581,12 @@ async def audit_log(request: web.Request) -> web.Response:
     end_us = _optional_time(query, "end")
     records = await context.index_call(
         lambda: evidence_db.audit_entries(
-            context.index, start_us=start_us, end_us=end_us,
-            actor=query.get("actor") or None, action=query.get("action") or None,
-            limit=limit))
+            context.index,
+            start_us=start_us,
+            end_us=end_us,
+            actor=query.get("actor") or None,
+            action=query.get("action") or None,
+            limit=limit,
+        )
+    )
     return _json({"entries": [_audit_json(record) for record in records]})

@@ -52,7 +52,8 @@ def probe_storage(root: Path) -> None:
 async def _index_check(context: "ApiContext") -> Check:
     try:
         await asyncio.wait_for(
-            context.index_call(ping_index, context.index), CHECK_TIMEOUT_S)
+            context.index_call(ping_index, context.index), CHECK_TIMEOUT_S
+        )
     except TimeoutError:
         return Check(False, f"no answer within {CHECK_TIMEOUT_S} s")
     except (NvrError, OSError, SQLAlchemyError) as exc:
@@ -91,7 +92,8 @@ async def readyz(request: web.Request) -> web.Response:
 
     context = request.app[CONTEXT]
     index_check, storage_check = await asyncio.gather(
-        _index_check(context), _storage_check(context))
+        _index_check(context), _storage_check(context)
+    )
     checks = {"index": index_check, "storage": storage_check}
     s3_check = _s3_check(context)
     if s3_check is not None:
@@ -99,7 +101,9 @@ async def readyz(request: web.Request) -> web.Response:
     ready = all(check.ok for check in checks.values())
     body = {
         "status": "ready" if ready else "not ready",
-        "checks": {name: {"ok": c.ok, "detail": c.detail} for name, c in checks.items()},
+        "checks": {
+            name: {"ok": c.ok, "detail": c.detail} for name, c in checks.items()
+        },
     }
     return _json(body, 200 if ready else 503)
 

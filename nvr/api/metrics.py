@@ -52,7 +52,8 @@ async def http_metrics(request: web.Request, handler: Handler) -> web.StreamResp
         raise
     finally:
         request.app[METRICS].observe_request(
-            request.method, route_label(request), status, started_s)
+            request.method, route_label(request), status, started_s
+        )
 
 
 async def refresh(context: "ApiContext", metrics: Metrics) -> None:
@@ -78,7 +79,9 @@ async def get_metrics(request: web.Request) -> web.Response:
 
     metrics = request.app[METRICS]
     await refresh(request.app[CONTEXT], metrics)
-    return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(
+        body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
 
 
 def register_metrics(app: web.Application, metrics: Metrics) -> None:

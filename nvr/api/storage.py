@@ -25,8 +25,9 @@ async def get_storage(request: web.Request) -> web.Response:
     body["local"] = {"root": str(context.config.storage.root)}
     # retention (issue 4): capacity forecast per group
     root = Path(context.config.storage.root)
-    forecasts = await context.index_call(forecast, context.index, root,
-                                         replication is not None)
+    forecasts = await context.index_call(
+        forecast, context.index, root, replication is not None
+    )
     body["groups"] = [group.as_json() for group in forecasts]
     return _json(body)
 

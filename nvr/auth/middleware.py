@@ -52,9 +52,13 @@ def camera_visible(request: web.Request, camera_id: str, group: str | None) -> b
     return token is not None and token.may_access_camera(camera_id, group)
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+def _error(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.json_response(
-        {"error": {"status": status, "message": message}}, status=status, headers=headers
+        {"error": {"status": status, "message": message}},
+        status=status,
+        headers=headers,
     )
 
 
@@ -134,7 +138,10 @@ def _forbidden_reason(
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Authenticates and authorizes every request; see the module docstring."""
     pattern = _route_pattern(request)
-    if pattern is not None and route_permission(request.method, pattern) is Permission.PUBLIC:
+    if (
+        pattern is not None
+        and route_permission(request.method, pattern) is Permission.PUBLIC
+    ):
         return await handler(request)
     auth = request.app[AUTH]
     outcome = await _authenticated(request, auth)

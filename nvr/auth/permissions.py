@@ -113,7 +113,10 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission] = {
     # health (issue 7): the document is public; metrics need a token (Prometheus sends one)
     ("GET", "/metrics"): Permission.METRICS,
     ("GET", "/api/v1/openapi.json"): Permission.PUBLIC,
-    ("GET", "/api/v1/workers"): Permission.STORAGE_READ,  # ingest load (issue 6): ops view
+    (
+        "GET",
+        "/api/v1/workers",
+    ): Permission.STORAGE_READ,  # ingest load (issue 6): ops view
 }
 
 

@@ -56,10 +56,15 @@ class ArchiveAudit:
         return not self.findings and not self.audit_breaks
 
 
-def audit_archive(index: Index, storage_root: Path, camera_id: str,
-                  start_us: int | None = None, end_us: int | None = None,
-                  on_finding: Callable[[Finding], None] | None = None,
-                  store: S3Store | None = None) -> ArchiveAudit:
+def audit_archive(
+    index: Index,
+    storage_root: Path,
+    camera_id: str,
+    start_us: int | None = None,
+    end_us: int | None = None,
+    on_finding: Callable[[Finding], None] | None = None,
+    store: S3Store | None = None,
+) -> ArchiveAudit:
     """Checks the whole chain of ``camera_id`` and the bytes of segments overlapping
     ``[start_us, end_us)`` (all of them without bounds), then the audit log's chain.
 
@@ -80,10 +85,15 @@ def audit_archive(index: Index, storage_root: Path, camera_id: str,
         record = link.record
         result.records += 1
         if not link.intact:
-            report(Finding("chain-break", record,
-                           f"stored link {record.chain_hash} but {link.expected} follows "
-                           "from the record before it: this record was edited, or a record "
-                           "before it was removed without a deletion log entry"))
+            report(
+                Finding(
+                    "chain-break",
+                    record,
+                    f"stored link {record.chain_hash} but {link.expected} follows "
+                    "from the record before it: this record was edited, or a record "
+                    "before it was removed without a deletion log entry",
+                )
+            )
         if record.deleted_us is not None:
             result.deleted += 1
             continue
@@ -114,8 +124,9 @@ def _in_window(record: ChainRecord, start_us: int | None, end_us: int | None) ->
     return end_us is None or record.start_us < end_us
 
 
-def _segment_problem(index: Index, storage_root: Path, store: S3Store | None,
-                     record: ChainRecord) -> Finding | None:
+def _segment_problem(
+    index: Index, storage_root: Path, store: S3Store | None, record: ChainRecord
+) -> Finding | None:
     """Re-hashes the segment on the tier holding it: the local file if present, else its
     S3 object. A Finding if it is missing there or differs. Blocking."""
     path = storage_root / record.path
@@ -126,24 +137,41 @@ def _segment_problem(index: Index, storage_root: Path, store: S3Store | None,
     return _compare(record, LOCAL, f"local file {path}", size, digest)
 
 
-def _object_problem(index: Index, store: S3Store | None, record: ChainRecord,
-                    path: Path) -> Finding | None:
+def _object_problem(
+    index: Index, store: S3Store | None, record: ChainRecord, path: Path
+) -> Finding | None:
     """The segment has no local file: checks its S3 copy, if it was ever replicated."""
     key = replicas.object_keys(index, [record.segment_id]).get(record.segment_id)
     if key is None:
-        return Finding("missing", record, f"{path} does not exist, the segment is not "
-                       "replicated to S3 and no deletion is logged", LOCAL)
+        return Finding(
+            "missing",
+            record,
+            f"{path} does not exist, the segment is not "
+            "replicated to S3 and no deletion is logged",
+            LOCAL,
+        )
     if store is None:
-        return Finding("unverified", record, f"{path} was evicted to S3 (key {key}) but no "
-                       "[s3] section is configured to read it", S3)
+        return Finding(
+            "unverified",
+            record,
+            f"{path} was evicted to S3 (key {key}) but no "
+            "[s3] section is configured to read it",
+            S3,
+        )
     where = f"S3 object s3://{store.bucket}/{key}"
     info = store.head(key)
     if info is None:
-        return Finding("missing", record, f"{where} does not exist, the local copy is "
-                       "evicted and no deletion is logged", S3)
+        return Finding(
+            "missing",
+            record,
+            f"{where} does not exist, the local copy is "
+            "evicted and no deletion is logged",
+            S3,
+        )
     if info.size != record.size:
-        return Finding("altered", record, f"{where}: {info.size} bytes, indexed "
-                       f"{record.size}", S3)
+        return Finding(
+            "altered", record, f"{where}: {info.size} bytes, indexed {record.size}", S3
+        )
     try:
         digest = hash_location(ObjectSegment(key, info.size, store))
     except ObjectRejected as exc:
@@ -163,12 +191,18 @@ def _hash_file(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def _compare(record: ChainRecord, tier: str, where: str, size: int,
-             digest: str) -> Finding | None:
+def _compare(
+    record: ChainRecord, tier: str, where: str, size: int, digest: str
+) -> Finding | None:
     if size != record.size:
-        return Finding("altered", record, f"{where}: {size} bytes, indexed {record.size}",
-                       tier)
+        return Finding(
+            "altered", record, f"{where}: {size} bytes, indexed {record.size}", tier
+        )
     if digest != record.sha256:
-        return Finding("altered", record, f"{where}: sha256 {digest}, indexed "
-                       f"{record.sha256}", tier)
+        return Finding(
+            "altered",
+            record,
+            f"{where}: sha256 {digest}, indexed {record.sha256}",
+            tier,
+        )
     return None

@@ -24,16 +24,26 @@ GENESIS = "0" * 64
 SEGMENT_CHAIN_TAG = "nvr-segment-chain/1"
 
 
-def segment_link(previous: str, camera_id: str, sha256: str, start_us: int, end_us: int,
-                 size: int) -> str:
+def segment_link(
+    previous: str, camera_id: str, sha256: str, start_us: int, end_us: int, size: int
+) -> str:
     """The chain link of one segment record following the link ``previous``."""
-    text = (f"{SEGMENT_CHAIN_TAG}\n{camera_id}\n{previous}\n{sha256}\n{start_us}\n"
-            f"{end_us}\n{size}\n")
+    text = (
+        f"{SEGMENT_CHAIN_TAG}\n{camera_id}\n{previous}\n{sha256}\n{start_us}\n"
+        f"{end_us}\n{size}\n"
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def audit_hash(previous: str, at_us: int, actor: str, action: str, camera_id: str | None,
-               subject: str, details: str) -> str:
+def audit_hash(
+    previous: str,
+    at_us: int,
+    actor: str,
+    action: str,
+    camera_id: str | None,
+    subject: str,
+    details: str,
+) -> str:
     """The hash of one audit row; ``details`` is the stored canonical JSON text."""
     fields: dict[str, Any] = {
         "prev": previous,
@@ -80,8 +90,14 @@ def walk_segment_chain(records: Iterable[ChainRecord]) -> Iterator[Link]:
     """
     previous = GENESIS
     for record in records:
-        expected = segment_link(previous, record.camera_id, record.sha256, record.start_us,
-                                record.end_us, record.size)
+        expected = segment_link(
+            previous,
+            record.camera_id,
+            record.sha256,
+            record.start_us,
+            record.end_us,
+            record.size,
+        )
         yield Link(record, record.chain_hash == expected, expected)
         previous = record.chain_hash if record.chain_hash is not None else expected
 
@@ -99,14 +115,26 @@ class AuditRecord:
     hash: str
 
 
-def audit_chain_breaks(rows: Iterable[AuditRecord]) -> Iterator[tuple[AuditRecord, str]]:
+def audit_chain_breaks(
+    rows: Iterable[AuditRecord],
+) -> Iterator[tuple[AuditRecord, str]]:
     """Each audit row (in id order) whose hash or back link is wrong, with what is wrong."""
     previous = GENESIS
     for row in rows:
         if row.prev_hash != previous:
-            yield row, f"prev_hash {row.prev_hash} but the row before has hash {previous}"
-        expected = audit_hash(row.prev_hash, row.at_us, row.actor, row.action, row.camera_id,
-                              row.subject, row.details)
+            yield (
+                row,
+                f"prev_hash {row.prev_hash} but the row before has hash {previous}",
+            )
+        expected = audit_hash(
+            row.prev_hash,
+            row.at_us,
+            row.actor,
+            row.action,
+            row.camera_id,
+            row.subject,
+            row.details,
+        )
         if row.hash != expected:
             yield row, f"hash {row.hash} but its fields hash to {expected}"
         previous = row.hash

@@ -29,7 +29,9 @@ class _ProgressPrinter:
         percent = done * 100 // total
         if percent >= self._next_percent:
             click.echo(f"hashing: {percent}% of {total} bytes", err=True)
-            self._next_percent = (percent // PROGRESS_STEP_PERCENT + 1) * PROGRESS_STEP_PERCENT
+            self._next_percent = (
+                percent // PROGRESS_STEP_PERCENT + 1
+            ) * PROGRESS_STEP_PERCENT
 
 
 def print_report(report: VerifyReport) -> None:
@@ -43,10 +45,13 @@ def print_report(report: VerifyReport) -> None:
 
 @click.command("verify")
 @click.argument("package", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False,
-                                                    path_type=Path),
-              help="PEM public key you trust; without it the package's own key is used, "
-                   "which shows integrity but not origin.")
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM public key you trust; without it the package's own key is used, "
+    "which shows integrity but not origin.",
+)
 def verify_command(package: Path, key_path: Path | None) -> None:
     """Check an evidence package offline: signature, key and every file's SHA-256.
 
@@ -59,15 +64,20 @@ def verify_command(package: Path, key_path: Path | None) -> None:
 
 
 @click.command("audit")
-@click.option("--config", "config_path", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The server's TOML config (index URL, storage root and, for segments "
-                   "evicted to S3, the [s3] section).")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The server's TOML config (index URL, storage root and, for segments "
+    "evicted to S3, the [s3] section).",
+)
 @click.option("--camera", "camera_id", required=True, help="Camera id to audit.")
 @click.option("--start", help="RFC 3339; re-hash only segments ending after it.")
 @click.option("--end", help="RFC 3339; re-hash only segments starting before it.")
-def audit_command(config_path: Path, camera_id: str, start: str | None,
-                  end: str | None) -> None:
+def audit_command(
+    config_path: Path, camera_id: str, start: str | None, end: str | None
+) -> None:
     """Walk a camera's segment hash chain and re-hash its segments.
 
     Each segment is read where it lives: its local file, else its S3 object (evicted
@@ -84,9 +94,11 @@ def audit_command(config_path: Path, camera_id: str, start: str | None,
 
     def show(finding: Finding) -> None:
         record = finding.record
-        click.echo(f"{finding.kind.upper()}  segment {record.segment_id} {record.path} "
-                   f"[{format_rfc3339(record.start_us)}, {format_rfc3339(record.end_us)}): "
-                   f"{finding.detail}")
+        click.echo(
+            f"{finding.kind.upper()}  segment {record.segment_id} {record.path} "
+            f"[{format_rfc3339(record.start_us)}, {format_rfc3339(record.end_us)}): "
+            f"{finding.detail}"
+        )
 
     try:
         config = load_config(config_path)
@@ -97,8 +109,15 @@ def audit_command(config_path: Path, camera_id: str, start: str | None,
         store = S3Store(config.s3) if config.s3 is not None else None
         index = open_index(config.index.url)
         try:
-            result = audit_archive(index, Path(config.storage.root), camera_id, start_us,
-                                   end_us, show, store)
+            result = audit_archive(
+                index,
+                Path(config.storage.root),
+                camera_id,
+                start_us,
+                end_us,
+                show,
+                store,
+            )
         finally:
             index.close()
     except NvrError as exc:
@@ -107,13 +126,19 @@ def audit_command(config_path: Path, camera_id: str, start: str | None,
 
     for line in result.audit_breaks:
         click.echo(f"AUDIT-LOG  {line}")
-    counts = {kind: sum(1 for f in result.findings if f.kind == kind)
-              for kind in ("altered", "missing", "chain-break", "unverified")}
-    click.echo(f"camera {camera_id}: {result.records} chain records, {result.hashed} files "
-               f"re-hashed, {result.deleted} deleted by logged deletions (explained); "
-               f"{counts['altered']} altered, {counts['missing']} missing, "
-               f"{counts['chain-break']} chain breaks, {counts['unverified']} unverified "
-               "(evicted, no [s3] configured)")
-    click.echo(f"audit log: {result.audit_rows} rows, {len(result.audit_breaks)} breaks")
+    counts = {
+        kind: sum(1 for f in result.findings if f.kind == kind)
+        for kind in ("altered", "missing", "chain-break", "unverified")
+    }
+    click.echo(
+        f"camera {camera_id}: {result.records} chain records, {result.hashed} files "
+        f"re-hashed, {result.deleted} deleted by logged deletions (explained); "
+        f"{counts['altered']} altered, {counts['missing']} missing, "
+        f"{counts['chain-break']} chain breaks, {counts['unverified']} unverified "
+        "(evicted, no [s3] configured)"
+    )
+    click.echo(
+        f"audit log: {result.audit_rows} rows, {len(result.audit_breaks)} breaks"
+    )
     click.echo(f"result: {'CLEAN' if result.clean else 'FINDINGS'}")
     sys.exit(0 if result.clean else 1)

@@ -38,13 +38,17 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
         raise StorageError(f"cannot read signing key {path}: {exc.strerror}") from exc
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        log.warning("signing key was readable by others; mode set to 0600 %s",
-                    fields(path=path, mode=oct(mode)))
+        log.warning(
+            "signing key was readable by others; mode set to 0600 %s",
+            fields(path=path, mode=oct(mode)),
+        )
         path.chmod(OWNER_ONLY)
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except ValueError as exc:
-        raise StorageError(f"signing key {path} is not a PEM private key: {exc}") from exc
+        raise StorageError(
+            f"signing key {path} is not a PEM private key: {exc}"
+        ) from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise StorageError(f"signing key {path} is not an Ed25519 key")
     return key
@@ -69,15 +73,18 @@ def _create_key(path: Path) -> Ed25519PrivateKey:
         f.write(pem)
         f.flush()
         os.fsync(f.fileno())
-    log.info("signing key created %s", fields(path=path,
-                                               key=key_fingerprint(key.public_key())))
+    log.info(
+        "signing key created %s",
+        fields(path=path, key=key_fingerprint(key.public_key())),
+    )
     return key
 
 
 def public_key_pem(key: Ed25519PublicKey) -> bytes:
     """SubjectPublicKeyInfo PEM, as bundled in packages and served by the API."""
-    return key.public_bytes(serialization.Encoding.PEM,
-                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def load_public_key(pem: bytes) -> Ed25519PublicKey:

@@ -55,8 +55,9 @@ class VerifyReport:
         return passed
 
 
-def verify_package(path: Path, trusted_key_pem: bytes | None = None,
-                   progress: Progress | None = None) -> VerifyReport:
+def verify_package(
+    path: Path, trusted_key_pem: bytes | None = None, progress: Progress | None = None
+) -> VerifyReport:
     """Runs every check on the package at ``path``. Blocking: hashes every file.
 
     With ``trusted_key_pem`` the signature is checked against that key and the bundled
@@ -120,7 +121,8 @@ class _Entries:
             # then the name and extra field, whose lengths the header gives.
             f.seek(info.header_offset)
             signature, name_length, extra_length = LOCAL_HEADER.unpack(
-                f.read(LOCAL_HEADER.size))
+                f.read(LOCAL_HEADER.size)
+            )
             if signature != LOCAL_HEADER_SIGNATURE:
                 raise zipfile.BadZipFile(f"no local header for {name!r}")
             f.seek(info.header_offset + LOCAL_HEADER.size + name_length + extra_length)
@@ -139,11 +141,16 @@ def _check_entries(archive: zipfile.ZipFile, report: VerifyReport) -> bool:
     if duplicates:
         # A zip may hold one name twice; readers disagree on which copy they show.
         return report.add("package", False, f"entry {duplicates[0]!r} appears twice")
-    missing = [name for name in (MANIFEST_ENTRY, SIGNATURE_ENTRY, PUBLIC_KEY_ENTRY)
-               if name not in names]
+    missing = [
+        name
+        for name in (MANIFEST_ENTRY, SIGNATURE_ENTRY, PUBLIC_KEY_ENTRY)
+        if name not in names
+    ]
     if missing:
         return report.add("package", False, f"missing entry {missing[0]!r}")
-    return report.add("package", True, f"{len(names)} entries, required entries present")
+    return report.add(
+        "package", True, f"{len(names)} entries, required entries present"
+    )
 
 
 def _check_manifest(data: bytes, report: VerifyReport) -> dict[str, Any] | None:
@@ -164,17 +171,27 @@ def _check_manifest(data: bytes, report: VerifyReport) -> dict[str, Any] | None:
 
 
 def _file_entry_ok(entry: Any) -> bool:
-    return (isinstance(entry, dict) and isinstance(entry.get("name"), str)
-            and isinstance(entry.get("sha256"), str) and isinstance(entry.get("bytes"), int))
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("name"), str)
+        and isinstance(entry.get("sha256"), str)
+        and isinstance(entry.get("bytes"), int)
+    )
 
 
-def _check_key(entries: _Entries, manifest: dict[str, Any],
-               trusted_key_pem: bytes | None, report: VerifyReport) -> Ed25519PublicKey | None:
+def _check_key(
+    entries: _Entries,
+    manifest: dict[str, Any],
+    trusted_key_pem: bytes | None,
+    report: VerifyReport,
+) -> Ed25519PublicKey | None:
     """The key to check the signature with, after checking it is the one to use."""
     try:
         bundled = load_public_key(entries.read(PUBLIC_KEY_ENTRY))
     except (ValueError, zipfile.BadZipFile) as exc:
-        report.add("key", False, f"{PUBLIC_KEY_ENTRY} is not an Ed25519 public key: {exc}")
+        report.add(
+            "key", False, f"{PUBLIC_KEY_ENTRY} is not an Ed25519 public key: {exc}"
+        )
         bundled = None
     declared = manifest.get("signing_key", {}).get("sha256")
 
@@ -183,32 +200,50 @@ def _check_key(entries: _Entries, manifest: dict[str, Any],
             return None
         report.key_source = "bundled"
         fingerprint = key_fingerprint(bundled)
-        report.add("key", declared == fingerprint,
-                   f"bundled key {fingerprint} used (no trusted key given: this shows the "
-                   "package is intact, not who made it)"
-                   + ("" if declared == fingerprint else f"; manifest names key {declared}"))
+        report.add(
+            "key",
+            declared == fingerprint,
+            f"bundled key {fingerprint} used (no trusted key given: this shows the "
+            "package is intact, not who made it)"
+            + ("" if declared == fingerprint else f"; manifest names key {declared}"),
+        )
         return bundled
 
     try:
         trusted = load_public_key(trusted_key_pem)
     except ValueError as exc:
-        report.add("key", False, f"the trusted key given is not an Ed25519 public key: {exc}")
+        report.add(
+            "key", False, f"the trusted key given is not an Ed25519 public key: {exc}"
+        )
         return None
     report.key_source = "trusted"
     fingerprint = key_fingerprint(trusted)
     if bundled is not None and key_fingerprint(bundled) != fingerprint:
-        report.add("key", False, f"bundled key {key_fingerprint(bundled)} is not the trusted "
-                   f"key {fingerprint}")
+        report.add(
+            "key",
+            False,
+            f"bundled key {key_fingerprint(bundled)} is not the trusted "
+            f"key {fingerprint}",
+        )
     elif declared != fingerprint:
-        report.add("key", False, f"manifest names key {declared}, not the trusted key "
-                   f"{fingerprint}")
+        report.add(
+            "key",
+            False,
+            f"manifest names key {declared}, not the trusted key {fingerprint}",
+        )
     else:
-        report.add("key", True, f"trusted key {fingerprint} given; bundled key matches it")
+        report.add(
+            "key", True, f"trusted key {fingerprint} given; bundled key matches it"
+        )
     return trusted
 
 
-def _check_signature(entries: _Entries, manifest_bytes: bytes, key: Ed25519PublicKey,
-                     report: VerifyReport) -> None:
+def _check_signature(
+    entries: _Entries,
+    manifest_bytes: bytes,
+    key: Ed25519PublicKey,
+    report: VerifyReport,
+) -> None:
     fingerprint = key_fingerprint(key)
     try:
         signature = decode_signature(entries.read(SIGNATURE_ENTRY))
@@ -216,16 +251,28 @@ def _check_signature(entries: _Entries, manifest_bytes: bytes, key: Ed25519Publi
         report.add("signature", False, f"{SIGNATURE_ENTRY} is malformed: {exc}")
         return
     if signature_valid(key, signature, manifest_bytes):
-        report.add("signature", True, f"{SIGNATURE_ENTRY} is a valid Ed25519 signature of "
-                   f"{MANIFEST_ENTRY} by key {fingerprint}")
+        report.add(
+            "signature",
+            True,
+            f"{SIGNATURE_ENTRY} is a valid Ed25519 signature of "
+            f"{MANIFEST_ENTRY} by key {fingerprint}",
+        )
     else:
-        report.add("signature", False, f"{SIGNATURE_ENTRY} does not verify {MANIFEST_ENTRY} "
-                   f"under key {fingerprint}: the manifest was altered or signed by another "
-                   "key")
+        report.add(
+            "signature",
+            False,
+            f"{SIGNATURE_ENTRY} does not verify {MANIFEST_ENTRY} "
+            f"under key {fingerprint}: the manifest was altered or signed by another "
+            "key",
+        )
 
 
-def _check_files(entries: _Entries, manifest: dict[str, Any], report: VerifyReport,
-                 progress: Progress | None) -> None:
+def _check_files(
+    entries: _Entries,
+    manifest: dict[str, Any],
+    report: VerifyReport,
+    progress: Progress | None,
+) -> None:
     names = set(entries.names())
     listed = manifest["files"]
     total = sum(entries.size(e["name"]) for e in listed if e["name"] in names)
@@ -233,24 +280,34 @@ def _check_files(entries: _Entries, manifest: dict[str, Any], report: VerifyRepo
     for entry in listed:
         name = entry["name"]
         if name not in names:
-            report.add(f"file {name}", False, "listed in the manifest but not in the package")
+            report.add(
+                f"file {name}", False, "listed in the manifest but not in the package"
+            )
             continue
         digest, size, done = _hash_entry(entries, name, done, total, progress)
         if digest is None:
             report.add(f"file {name}", False, "unreadable: the zip entry is damaged")
         elif size != entry["bytes"]:
-            report.add(f"file {name}", False, f"{size} bytes, manifest says {entry['bytes']}")
+            report.add(
+                f"file {name}", False, f"{size} bytes, manifest says {entry['bytes']}"
+            )
         elif digest != entry["sha256"]:
-            report.add(f"file {name}", False, f"sha256 {digest}, manifest says "
-                       f"{entry['sha256']}")
+            report.add(
+                f"file {name}",
+                False,
+                f"sha256 {digest}, manifest says {entry['sha256']}",
+            )
         else:
             report.add(f"file {name}", True, f"{size} bytes, sha256 {digest}")
     for name in sorted(names - {entry["name"] for entry in listed} - UNLISTED_ENTRIES):
-        report.add(f"file {name}", False, "in the package but not listed in the manifest")
+        report.add(
+            f"file {name}", False, "in the package but not listed in the manifest"
+        )
 
 
-def _hash_entry(entries: _Entries, name: str, done: int, total: int,
-                progress: Progress | None) -> tuple[str | None, int, int]:
+def _hash_entry(
+    entries: _Entries, name: str, done: int, total: int, progress: Progress | None
+) -> tuple[str | None, int, int]:
     """SHA-256 (None if the entry cannot be read) and size of one entry, streamed; also
     the running progress count."""
     digest = hashlib.sha256()

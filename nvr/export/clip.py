@@ -49,7 +49,9 @@ class ClipSource:
     start_us: int  # wall start of the segment (UTC microseconds)
     end_us: int
     timescale: int  # video ticks per second
-    keyframes: tuple[tuple[int, int], ...]  # (video ticks from segment start, byte offset)
+    keyframes: tuple[
+        tuple[int, int], ...
+    ]  # (video ticks from segment start, byte offset)
     size: int  # bytes
 
     def keyframe_wall_us(self, index: int) -> int:
@@ -60,7 +62,11 @@ class ClipPlan:
     """The byte layout of one clip; ``read`` and ``iter_chunks`` block on file reads."""
 
     def __init__(
-        self, pieces: list[Piece], start_us: int, end_us: int, truncated_at_us: int | None
+        self,
+        pieces: list[Piece],
+        start_us: int,
+        end_us: int,
+        truncated_at_us: int | None,
     ) -> None:
         self._pieces = [piece for piece in pieces if piece.size > 0]
         self._starts: list[int] = []
@@ -71,7 +77,9 @@ class ClipPlan:
         self.size = total
         self.start_us = start_us  # wall time of the first keyframe
         self.end_us = end_us  # wall time where the last kept video sample ends
-        self.truncated_at_us = truncated_at_us  # set when a codec change ended the clip early
+        self.truncated_at_us = (
+            truncated_at_us  # set when a codec change ended the clip early
+        )
 
     def read(self, offset: int, length: int) -> bytes:
         """The clip's bytes ``[offset, offset + length)``, clipped to its size. Blocking."""
@@ -146,9 +154,16 @@ def _select(sources: Sequence[ClipSource], start_us: int, end_us: int) -> list[_
     selections: list[_Pick] = []
     previous_end_us = None
     for source in sorted(sources, key=lambda s: s.start_us):
-        if not source.keyframes or source.end_us <= start_us or source.start_us >= end_us:
+        if (
+            not source.keyframes
+            or source.end_us <= start_us
+            or source.start_us >= end_us
+        ):
             continue
-        if previous_end_us is not None and source.start_us < previous_end_us - JOIN_TOLERANCE_US:
+        if (
+            previous_end_us is not None
+            and source.start_us < previous_end_us - JOIN_TOLERANCE_US
+        ):
             # Limitation: overlapping segments (a duplicate recording) are skipped whole;
             # the index should never hold two segments of one stream at one instant.
             log.warning("clip skips overlapping segment %s", fields(path=source.path))
@@ -193,7 +208,9 @@ def _scan(picks: list[_Pick]) -> tuple[bytes, list[_Selection], int | None]:
     return head, usable, None
 
 
-def _scan_fragments(f: BinaryIO, pick: _Pick, init: InitSegment, file_size: int) -> _Selection:
+def _scan_fragments(
+    f: BinaryIO, pick: _Pick, init: InitSegment, file_size: int
+) -> _Selection:
     """Reads the first selected moof and every fragment of the last selected span."""
     source = pick.source
     if init.tracks[init.video_track_id].timescale != source.timescale:
@@ -211,12 +228,18 @@ def _scan_fragments(f: BinaryIO, pick: _Pick, init: InitSegment, file_size: int)
         raise MediaError(f"{source.path}: no complete fragment at byte {last_offset}")
     span_end = last_span[-1].end
     if has_next and span_end != limit:
-        raise MediaError(f"{source.path}: fragments at {last_offset} do not end at {limit}")
+        raise MediaError(
+            f"{source.path}: fragments at {last_offset} do not end at {limit}"
+        )
 
     if pick.first == pick.last:
-        first_decode_times = {t.track_id: t.decode_time for t in last_span[0].moof.trafs}
+        first_decode_times = {
+            t.track_id: t.decode_time for t in last_span[0].moof.trafs
+        }
     else:
-        first_decode_times = _read_decode_times(f, source.keyframes[pick.first][1], file_size)
+        first_decode_times = _read_decode_times(
+            f, source.keyframes[pick.first][1], file_size
+        )
     return _Selection(
         source=source,
         first=pick.first,
@@ -245,14 +268,18 @@ def _assemble(
     origin_us = selections[0].source.keyframe_wall_us(selections[0].first)
 
     pieces: list[Piece] = []
-    track_ends = dict.fromkeys(timescales, 0)  # output ticks where each track ends so far
+    track_ends = dict.fromkeys(
+        timescales, 0
+    )  # output ticks where each track ends so far
     sequence = 1
     previous: _Selection | None = None
     for index, selection in enumerate(selections):
         shifts = _shifts(selection, previous, origin_us, track_ends, timescales, video)
         is_last = index == len(selections) - 1
         keep = _keep_counts(selection, end_us) if is_last else []
-        source_pieces, sequence, ends = _source_pieces(selection, shifts, sequence, keep)
+        source_pieces, sequence, ends = _source_pieces(
+            selection, shifts, sequence, keep
+        )
         pieces.extend(source_pieces)
         for track_id, media_end in ends.items():
             track_ends[track_id] = media_end + shifts[track_id]
@@ -296,7 +323,9 @@ def _shifts(
     for track_id, timescale in timescales.items():
         if track_id != video:
             follow = video_zero * timescale // timescales[video]
-            shifts[track_id] = max(follow, track_ends[track_id] - first.get(track_id, 0))
+            shifts[track_id] = max(
+                follow, track_ends[track_id] - first.get(track_id, 0)
+            )
     return shifts
 
 
@@ -315,11 +344,16 @@ def _keep_counts(selection: _Selection, end_us: int) -> list[dict[int, int]]:
 
 
 def _source_pieces(
-    selection: _Selection, shifts: dict[int, int], sequence: int, keep: list[dict[int, int]]
+    selection: _Selection,
+    shifts: dict[int, int],
+    sequence: int,
+    keep: list[dict[int, int]],
 ) -> tuple[list[Piece], int, dict[int, int]]:
     """The pieces of one source, the next sequence number, and each track's media end."""
     source = selection.source
-    offsets = [offset for _, offset in source.keyframes[selection.first : selection.last + 1]]
+    offsets = [
+        offset for _, offset in source.keyframes[selection.first : selection.last + 1]
+    ]
     trims = keep and any(
         counts[traf.track_id] < traf.sample_count
         for boxes, counts in zip(selection.last_span, keep, strict=True)
@@ -327,7 +361,9 @@ def _source_pieces(
     )
     shift_items = tuple(sorted(shifts.items()))
     if not trims:
-        piece = SpansPiece(source.path, (*offsets, selection.span_end), sequence, shift_items)
+        piece = SpansPiece(
+            source.path, (*offsets, selection.span_end), sequence, shift_items
+        )
         ends = _media_ends(selection.last_span, None)
         return [piece], sequence + len(offsets), ends
 
@@ -355,8 +391,13 @@ def _fragment_pieces(
     if all(counts[traf.track_id] == traf.sample_count for traf in moof.trafs):
         patched = patch_moof(boxes.moof_bytes, sequence, shifts)
         mdat_start = moof.offset + moof.size
-        return [BytesPiece(patched), FileRangePiece(path, mdat_start, boxes.end - mdat_start)]
-    decode_times = {traf.track_id: traf.decode_time + shifts[traf.track_id] for traf in moof.trafs}
+        return [
+            BytesPiece(patched),
+            FileRangePiece(path, mdat_start, boxes.end - mdat_start),
+        ]
+    decode_times = {
+        traf.track_id: traf.decode_time + shifts[traf.track_id] for traf in moof.trafs
+    }
     head, ranges = build_trimmed_fragment(moof, sequence, counts, decode_times)
     pieces: list[Piece] = [BytesPiece(head)]
     pieces.extend(FileRangePiece(path, offset, length) for offset, length in ranges)
@@ -386,6 +427,7 @@ def _clip_moov(head: bytes, init: InitSegment, track_ends: dict[int, int]) -> by
         for track_id, end in track_ends.items()
     }
     moov_start = init.moov_offset
-    moov = rewrite_moov(head[moov_start:], max(track_durations.values()), track_durations)
+    moov = rewrite_moov(
+        head[moov_start:], max(track_durations.values()), track_durations
+    )
     return head[:moov_start] + moov
-

@@ -56,10 +56,19 @@ class ExportProgress:
 class ExportJobs:
     """Runs export jobs; ``start`` before use, ``close`` at shutdown."""
 
-    def __init__(self, *, index: Index, index_call: IndexCall, storage_root: Path,
-                 exports_dir: Path, key: Ed25519PrivateKey, camera_groups: dict[str, str],
-                 concurrency: int = 2, clock: Callable[[], int] = wall_now_us,
-                 locate: Locate | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        index: Index,
+        index_call: IndexCall,
+        storage_root: Path,
+        exports_dir: Path,
+        key: Ed25519PrivateKey,
+        camera_groups: dict[str, str],
+        concurrency: int = 2,
+        clock: Callable[[], int] = wall_now_us,
+        locate: Locate | None = None,
+    ) -> None:
         self._index = index
         self._index_call = index_call
         self._storage_root = storage_root
@@ -74,10 +83,12 @@ class ExportJobs:
 
     async def start(self) -> None:
         """Creates the exports directory and fails jobs a previous process left behind."""
-        await asyncio.to_thread(self.exports_dir.mkdir, mode=0o700, parents=True,
-                                exist_ok=True)
-        count = await self._index_call(evidence_db.fail_unfinished_exports, self._index,
-                                       RESTART_ERROR)
+        await asyncio.to_thread(
+            self.exports_dir.mkdir, mode=0o700, parents=True, exist_ok=True
+        )
+        count = await self._index_call(
+            evidence_db.fail_unfinished_exports, self._index, RESTART_ERROR
+        )
         if count:
             log.warning("unfinished exports marked failed %s", fields(count=count))
 
@@ -92,25 +103,43 @@ class ExportJobs:
     def progress(self, export_id: str) -> ExportProgress | None:
         return self._progress.get(export_id)
 
-    async def submit(self, camera_id: str, start_us: int, end_us: int, case_id: str,
-                     reason: str, actor: str) -> ExportRow:
+    async def submit(
+        self,
+        camera_id: str,
+        start_us: int,
+        end_us: int,
+        case_id: str,
+        reason: str,
+        actor: str,
+    ) -> ExportRow:
         """Records the job (with its hold and audit row) and starts it in the background."""
         export_id = uuid.uuid4().hex
         row: ExportRow = await self._index_call(
-            evidence_db.create_export, self._index, export_id, camera_id, start_us, end_us,
-            case_id, reason, actor)
+            evidence_db.create_export,
+            self._index,
+            export_id,
+            camera_id,
+            start_us,
+            end_us,
+            case_id,
+            reason,
+            actor,
+        )
         self._progress[export_id] = ExportProgress("queued")
         task = asyncio.create_task(self._run(row), name=f"export-{export_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        log.info("export queued %s", fields(export=export_id, camera=camera_id,
-                                            case=case_id, actor=actor))
+        log.info(
+            "export queued %s",
+            fields(export=export_id, camera=camera_id, case=case_id, actor=actor),
+        )
         return row
 
     async def _run(self, row: ExportRow) -> None:
         async with self._slots:
-            await self._index_call(evidence_db.set_export_state, self._index, row.id,
-                                   "running")
+            await self._index_call(
+                evidence_db.set_export_state, self._index, row.id, "running"
+            )
             try:
                 result = await self._build(row)
             except (NvrError, OSError) as exc:
@@ -125,33 +154,56 @@ class ExportJobs:
             finally:
                 self._progress.pop(row.id, None)
         # index_call passes positional arguments only (run_in_executor).
-        await self._index_call(partial(evidence_db.set_export_state, package_bytes=result.size,
-                                       package_sha256=result.sha256),
-                               self._index, row.id, "done")
+        await self._index_call(
+            partial(
+                evidence_db.set_export_state,
+                package_bytes=result.size,
+                package_sha256=result.sha256,
+            ),
+            self._index,
+            row.id,
+            "done",
+        )
         log.info("export done %s", fields(export=row.id, bytes=result.size))
 
     async def _fail(self, row: ExportRow, error: str) -> None:
         log.warning("export failed %s", fields(export=row.id, error=error))
-        await self._index_call(partial(evidence_db.set_export_state, error=error[:1000]),
-                               self._index, row.id, "failed")
+        await self._index_call(
+            partial(evidence_db.set_export_state, error=error[:1000]),
+            self._index,
+            row.id,
+            "failed",
+        )
 
     async def _build(self, row: ExportRow) -> PackageResult:
         progress = self._progress.setdefault(row.id, ExportProgress("queued"))
         segments: list[SegmentRow] = await self._index_call(
-            self._index.segments_overlapping, row.camera_id, row.start_us, row.end_us)
+            self._index.segments_overlapping, row.camera_id, row.start_us, row.end_us
+        )
         if not segments:
             raise NotFound("no recording of the camera in the requested range")
-        gaps = await self._index_call(self._index.gaps_overlapping, row.camera_id,
-                                      row.start_us, row.end_us)
-        chain_hashes = await self._index_call(evidence_db.segment_chain_hashes, self._index,
-                                              [segment.id for segment in segments])
+        gaps = await self._index_call(
+            self._index.gaps_overlapping, row.camera_id, row.start_us, row.end_us
+        )
+        chain_hashes = await self._index_call(
+            evidence_db.segment_chain_hashes,
+            self._index,
+            [segment.id for segment in segments],
+        )
         facts = ExportFacts(
-            export_id=row.id, camera_id=row.camera_id,
-            camera_group=self._camera_groups.get(row.camera_id), case_id=row.case_id,
-            reason=row.reason, exported_by=row.actor, requested_start_us=row.start_us,
-            requested_end_us=row.end_us, segments=tuple(segments), chain_hashes=chain_hashes,
+            export_id=row.id,
+            camera_id=row.camera_id,
+            camera_group=self._camera_groups.get(row.camera_id),
+            case_id=row.case_id,
+            reason=row.reason,
+            exported_by=row.actor,
+            requested_start_us=row.start_us,
+            requested_end_us=row.end_us,
+            segments=tuple(segments),
+            chain_hashes=chain_hashes,
             gaps=range_gaps(segments, gaps, row.start_us, row.end_us),
-            nvr_version=__version__, key_sha256=key_fingerprint(self._key.public_key()),
+            nvr_version=__version__,
+            key_sha256=key_fingerprint(self._key.public_key()),
         )
         locations = await self._locations(facts.segments)
         return await asyncio.to_thread(self._package, facts, locations, progress)
@@ -162,8 +214,12 @@ class ExportJobs:
             return await self._locate(segments)
         return [segment_file(self._storage_root, segment.path) for segment in segments]
 
-    def _package(self, facts: ExportFacts, locations: Sequence[SegmentLocation],
-                 progress: ExportProgress) -> PackageResult:
+    def _package(
+        self,
+        facts: ExportFacts,
+        locations: Sequence[SegmentLocation],
+        progress: ExportProgress,
+    ) -> PackageResult:
         """Checks the sources, plans the clip and writes the package. Blocking."""
         progress.phase = "checking sources"
         progress.total = sum(segment.bytes for segment in facts.segments)
@@ -173,7 +229,9 @@ class ExportJobs:
             self._clip_source(segment, location)
             for segment, location in zip(facts.segments, locations, strict=True)
         ]
-        plan: ClipPlan = plan_clip(sources, facts.requested_start_us, facts.requested_end_us)
+        plan: ClipPlan = plan_clip(
+            sources, facts.requested_start_us, facts.requested_end_us
+        )
         progress.phase = "writing"
         checked = progress.done
         progress.total = checked + plan.size
@@ -185,13 +243,22 @@ class ExportJobs:
         def advance(written: int) -> None:
             progress.done = checked + written
 
-        return write_package(self.package_path(facts.export_id), plan.size,
-                             plan.iter_chunks(chunk_size=CHUNK_BYTES), build, self._key,
-                             created_us, advance)
+        return write_package(
+            self.package_path(facts.export_id),
+            plan.size,
+            plan.iter_chunks(chunk_size=CHUNK_BYTES),
+            build,
+            self._key,
+            created_us,
+            advance,
+        )
 
-    def _check_sources(self, segments: tuple[SegmentRow, ...],
-                       locations: Sequence[SegmentLocation],
-                       progress: ExportProgress) -> None:
+    def _check_sources(
+        self,
+        segments: tuple[SegmentRow, ...],
+        locations: Sequence[SegmentLocation],
+        progress: ExportProgress,
+    ) -> None:
         """Fails the export if any source no longer matches its ingest SHA-256."""
         for segment, location in zip(segments, locations, strict=True):
             before = progress.done
@@ -202,17 +269,29 @@ class ExportJobs:
             try:
                 digest = hash_location(location, advance)
             except FileNotFoundError as exc:
-                raise StorageError(f"segment {segment.id} ({segment.path}) is missing") from exc
+                raise StorageError(
+                    f"segment {segment.id} ({segment.path}) is missing"
+                ) from exc
             except ObjectStoreError as exc:
                 # An evicted segment's object gone, shorter than indexed, or S3 unreachable.
-                raise StorageError(f"segment {segment.id} ({location}) cannot be read: "
-                                   f"{exc}") from exc
+                raise StorageError(
+                    f"segment {segment.id} ({location}) cannot be read: {exc}"
+                ) from exc
             if digest != segment.sha256:
-                raise StorageError(f"segment {segment.id} ({segment.path}) does not match its "
-                                   f"ingest sha256")
+                raise StorageError(
+                    f"segment {segment.id} ({segment.path}) does not match its "
+                    f"ingest sha256"
+                )
             progress.done = before + segment.bytes
 
-    def _clip_source(self, segment: SegmentRow, location: SegmentLocation) -> ClipSource:
-        return ClipSource(path=location, start_us=segment.start_us,
-                          end_us=segment.end_us, timescale=segment.timescale,
-                          keyframes=tuple(segment.keyframes), size=segment.bytes)
+    def _clip_source(
+        self, segment: SegmentRow, location: SegmentLocation
+    ) -> ClipSource:
+        return ClipSource(
+            path=location,
+            start_us=segment.start_us,
+            end_us=segment.end_us,
+            timescale=segment.timescale,
+            keyframes=tuple(segment.keyframes),
+            size=segment.bytes,
+        )

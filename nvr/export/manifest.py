@@ -43,12 +43,17 @@ class PackedFile:
 
 
 def _span(start_us: int, end_us: int) -> dict[str, Any]:
-    return {"start": format_rfc3339(start_us), "end": format_rfc3339(end_us),
-            "start_us": start_us, "end_us": end_us}
+    return {
+        "start": format_rfc3339(start_us),
+        "end": format_rfc3339(end_us),
+        "start_us": start_us,
+        "end_us": end_us,
+    }
 
 
-def range_gaps(segments: Sequence[SegmentRow], gaps: Sequence[GapRow], start_us: int,
-               end_us: int) -> tuple[tuple[int, int, str], ...]:
+def range_gaps(
+    segments: Sequence[SegmentRow], gaps: Sequence[GapRow], start_us: int, end_us: int
+) -> tuple[tuple[int, int, str], ...]:
     """Every interval of ``[start_us, end_us)`` no segment covers, with the index's reason.
 
     Computed from the segments themselves, so time before the first or after the last
@@ -63,8 +68,11 @@ def range_gaps(segments: Sequence[SegmentRow], gaps: Sequence[GapRow], start_us:
         cursor_us = max(cursor_us, segment.end_us)
     if cursor_us < end_us:
         holes.append((cursor_us, end_us))
-    return tuple((hole_start, hole_end, _reason(gaps, hole_start, hole_end))
-                 for hole_start, hole_end in holes if hole_end > hole_start)
+    return tuple(
+        (hole_start, hole_end, _reason(gaps, hole_start, hole_end))
+        for hole_start, hole_end in holes
+        if hole_end > hole_start
+    )
 
 
 def _reason(gaps: Sequence[GapRow], start_us: int, end_us: int) -> str:
@@ -74,8 +82,13 @@ def _reason(gaps: Sequence[GapRow], start_us: int, end_us: int) -> str:
     return NO_RECORDING
 
 
-def build_manifest(facts: ExportFacts, actual_start_us: int, actual_end_us: int,
-                   files: Sequence[PackedFile], created_us: int) -> dict[str, Any]:
+def build_manifest(
+    facts: ExportFacts,
+    actual_start_us: int,
+    actual_end_us: int,
+    files: Sequence[PackedFile],
+    created_us: int,
+) -> dict[str, Any]:
     """The manifest as a JSON-ready dict of strings, integers, lists and dicts only."""
     return {
         "format": FORMAT,
@@ -89,12 +102,23 @@ def build_manifest(facts: ExportFacts, actual_start_us: int, actual_end_us: int,
         "camera": {"id": facts.camera_id, "group": facts.camera_group},
         "requested": _span(facts.requested_start_us, facts.requested_end_us),
         "actual": _span(actual_start_us, actual_end_us),
-        "segments": [_segment(segment, facts.chain_hashes.get(segment.id))
-                     for segment in facts.segments],
-        "gaps": [{**_span(start_us, end_us), "reason": reason}
-                 for start_us, end_us, reason in facts.gaps],
-        "files": [{"name": f.name, "bytes": f.size, "sha256": f.sha256,
-                   "media_type": f.media_type} for f in files],
+        "segments": [
+            _segment(segment, facts.chain_hashes.get(segment.id))
+            for segment in facts.segments
+        ],
+        "gaps": [
+            {**_span(start_us, end_us), "reason": reason}
+            for start_us, end_us, reason in facts.gaps
+        ],
+        "files": [
+            {
+                "name": f.name,
+                "bytes": f.size,
+                "sha256": f.sha256,
+                "media_type": f.media_type,
+            }
+            for f in files
+        ],
         "signing_key": {"algorithm": "Ed25519", "sha256": facts.key_sha256},
     }
 

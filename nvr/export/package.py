@@ -45,29 +45,46 @@ class PackageResult:
     manifest: dict[str, Any]
 
 
-def write_package(path: Path, video_size: int, video_chunks: Iterable[bytes],
-                  build: ManifestBuilder, key: Ed25519PrivateKey, created_us: int,
-                  progress: Progress | None = None) -> PackageResult:
+def write_package(
+    path: Path,
+    video_size: int,
+    video_chunks: Iterable[bytes],
+    build: ManifestBuilder,
+    key: Ed25519PrivateKey,
+    created_us: int,
+    progress: Progress | None = None,
+) -> PackageResult:
     """Writes the package to ``path`` durably (temp file, fsync, rename). Blocking.
 
     ``video_chunks`` must yield exactly ``video_size`` bytes.
     """
     partial = path.with_name(path.name + ".part")
     try:
-        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED,
-                             allowZip64=True) as archive:
+        with zipfile.ZipFile(
+            partial, "w", compression=zipfile.ZIP_STORED, allowZip64=True
+        ) as archive:
             stamp = us_to_datetime(created_us).timetuple()[:6]
             video = _write_video(archive, video_size, video_chunks, stamp, progress)
             pem = public_key_pem(key.public_key())
             _write_entry(archive, PUBLIC_KEY_ENTRY, pem, stamp)
-            files = [video, PackedFile(PUBLIC_KEY_ENTRY, len(pem),
-                                       hashlib.sha256(pem).hexdigest(),
-                                       "application/x-pem-file")]
+            files = [
+                video,
+                PackedFile(
+                    PUBLIC_KEY_ENTRY,
+                    len(pem),
+                    hashlib.sha256(pem).hexdigest(),
+                    "application/x-pem-file",
+                ),
+            ]
             manifest = build(files)
             manifest_bytes = canonical_json(manifest)
             _write_entry(archive, MANIFEST_ENTRY, manifest_bytes, stamp)
-            _write_entry(archive, SIGNATURE_ENTRY, encode_signature(key.sign(manifest_bytes)),
-                         stamp)
+            _write_entry(
+                archive,
+                SIGNATURE_ENTRY,
+                encode_signature(key.sign(manifest_bytes)),
+                stamp,
+            )
         _fsync(partial)
         os.replace(partial, path)
         _fsync(path.parent)
@@ -79,8 +96,13 @@ def write_package(path: Path, video_size: int, video_chunks: Iterable[bytes],
     return PackageResult(path, size, digest, manifest)
 
 
-def _write_video(archive: zipfile.ZipFile, size: int, chunks: Iterable[bytes],
-                 stamp: tuple[int, ...], progress: Progress | None) -> PackedFile:
+def _write_video(
+    archive: zipfile.ZipFile,
+    size: int,
+    chunks: Iterable[bytes],
+    stamp: tuple[int, ...],
+    progress: Progress | None,
+) -> PackedFile:
     info = zipfile.ZipInfo(VIDEO_ENTRY, date_time=stamp)  # type: ignore[arg-type]
     info.compress_type = zipfile.ZIP_STORED  # video does not compress
     info.file_size = size  # lets zipfile pick zip64 up front for a clip over 4 GiB
@@ -98,8 +120,9 @@ def _write_video(archive: zipfile.ZipFile, size: int, chunks: Iterable[bytes],
     return PackedFile(VIDEO_ENTRY, written, digest.hexdigest(), "video/mp4")
 
 
-def _write_entry(archive: zipfile.ZipFile, name: str, data: bytes,
-                 stamp: tuple[int, ...]) -> None:
+def _write_entry(
+    archive: zipfile.ZipFile, name: str, data: bytes, stamp: tuple[int, ...]
+) -> None:
     info = zipfile.ZipInfo(name, date_time=stamp)  # type: ignore[arg-type]
     info.compress_type = zipfile.ZIP_STORED
     archive.writestr(info, data)

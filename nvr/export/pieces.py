@@ -53,7 +53,11 @@ class _RangeRaw(io.RawIOBase):
         return self._position
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._reader.size}
+        base = {
+            io.SEEK_SET: 0,
+            io.SEEK_CUR: self._position,
+            io.SEEK_END: self._reader.size,
+        }
         self._position = base[whence] + offset
         return self._position
 
@@ -143,8 +147,11 @@ class SpansPiece:
             while position < end:
                 span_end = self.boundaries[index + 1]
                 regions = _patched_span(
-                    self.path, self.boundaries[index], span_end,
-                    self.first_sequence + index, self.shifts,
+                    self.path,
+                    self.boundaries[index],
+                    span_end,
+                    self.first_sequence + index,
+                    self.shifts,
                 )
                 stop = min(end, span_end)
                 out.append(_read_regions(f, regions, position, stop))
@@ -159,7 +166,11 @@ _Region = tuple[int, int, bytes | None]
 
 @functools.lru_cache(maxsize=32)
 def _patched_span(
-    path: SegmentLocation, start: int, end: int, sequence: int, shifts: tuple[tuple[int, int], ...]
+    path: SegmentLocation,
+    start: int,
+    end: int,
+    sequence: int,
+    shifts: tuple[tuple[int, int], ...],
 ) -> tuple[_Region, ...]:
     """The span's top-level boxes, each moof patched; cached because a span is usually
     served by several consecutive reads of one HTTP response."""
@@ -183,7 +194,9 @@ def _patched_span(
     return tuple(regions)
 
 
-def _read_regions(f: BinaryIO, regions: tuple[_Region, ...], start: int, end: int) -> bytes:
+def _read_regions(
+    f: BinaryIO, regions: tuple[_Region, ...], start: int, end: int
+) -> bytes:
     out = []
     for region_start, region_end, data in regions:
         if region_end <= start or region_start >= end:

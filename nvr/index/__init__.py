@@ -5,4 +5,12 @@ from nvr.index.migrate import upgrade
 from nvr.index.repo import Index
 from nvr.index.rows import DeletionRow, GapRow, RunRow, SegmentRow
 
-__all__ = ["DeletionRow", "GapRow", "Index", "RunRow", "SegmentRow", "open_index", "upgrade"]
+__all__ = [
+    "DeletionRow",
+    "GapRow",
+    "Index",
+    "RunRow",
+    "SegmentRow",
+    "open_index",
+    "upgrade",
+]

@@ -53,15 +53,24 @@ def segment_is_held() -> ColumnElement[bool]:
     )
 
 
-def append_audit(session: Session, at_us: int, actor: str, action: str, subject: str,
-                 details: dict[str, Any] | None = None,
-                 camera_id: str | None = None) -> AuditEntry:
+def append_audit(
+    session: Session,
+    at_us: int,
+    actor: str,
+    action: str,
+    subject: str,
+    details: dict[str, Any] | None = None,
+    camera_id: str | None = None,
+) -> AuditEntry:
     """Adds one audit row chained onto the newest one, inside the caller's transaction."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK_KEY})
-    previous = session.scalar(
-        select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
-    ) or GENESIS
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK_KEY}
+        )
+    previous = (
+        session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
+        or GENESIS
+    )
     details_text = canonical_json(details or {}).decode("utf-8")
     entry = AuditEntry(
         at_us=at_us,
@@ -71,7 +80,9 @@ def append_audit(session: Session, at_us: int, actor: str, action: str, subject:
         subject=subject,
         details=details_text,
         prev_hash=previous,
-        hash=audit_hash(previous, at_us, actor, action, camera_id, subject, details_text),
+        hash=audit_hash(
+            previous, at_us, actor, action, camera_id, subject, details_text
+        ),
     )
     session.add(entry)
     session.flush()

@@ -71,7 +71,8 @@ def _upgrade(engine: Engine) -> None:
         with writer.begin() as connection:
             if not is_sqlite(connection):
                 connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                    text("SELECT pg_advisory_xact_lock(:key)"),
+                    {"key": _MIGRATION_LOCK_KEY},
                 )
             before = current_revision(connection)
             command.upgrade(alembic_config(connection), "head")

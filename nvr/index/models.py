@@ -260,18 +260,23 @@ class Replica(Base):
     __table_args__ = (Index(None, "state", "segment_id"),)
 
     segment_id: Mapped[int] = mapped_column(
-        ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True,
+        ForeignKey("segments.id", ondelete="CASCADE"),
+        primary_key=True,
         autoincrement=False,
     )
     state: Mapped[str] = mapped_column(String(16))
     object_key: Mapped[str] = mapped_column(String(PATH_LENGTH))
     upload_id: Mapped[str | None] = mapped_column(String(PATH_LENGTH))  # multipart
     version_id: Mapped[str | None] = mapped_column(String(PATH_LENGTH))
-    checksum: Mapped[str | None] = mapped_column(String(64))  # S3's, base64 ("-N" multipart)
+    checksum: Mapped[str | None] = mapped_column(
+        String(64)
+    )  # S3's, base64 ("-N" multipart)
     retain_until_us: Mapped[int | None] = mapped_column(BigInteger)
     attempts: Mapped[int] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_us: Mapped[int] = mapped_column(BigInteger)
     replicated_us: Mapped[int | None] = mapped_column(BigInteger)
     evicted_us: Mapped[int | None] = mapped_column(BigInteger)
+
+
 # --- end S3 replication ---

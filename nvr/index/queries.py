@@ -21,8 +21,9 @@ _Interval = TypeVar("_Interval", Segment, Gap)
 DEFAULT_GAP_REASON = "disconnected"
 
 
-def overlapping(model: type[_Interval], camera_id: str, start_us: int,
-                end_us: int) -> Select[_Interval]:
+def overlapping(
+    model: type[_Interval], camera_id: str, start_us: int, end_us: int
+) -> Select[_Interval]:
     """Rows of ``model`` for ``camera_id`` overlapping ``[start_us, end_us)``, by start."""
     floor_us = (
         select(func.max(model.start_us))
@@ -41,7 +42,9 @@ def overlapping(model: type[_Interval], camera_id: str, start_us: int,
     )
 
 
-def previous_segment(session: Session, camera_id: str, before_us: int) -> Segment | None:
+def previous_segment(
+    session: Session, camera_id: str, before_us: int
+) -> Segment | None:
     """The camera's segment ending latest at or before ``before_us``."""
     statement = (
         select(Segment)
@@ -76,26 +79,47 @@ def carve_gaps(session: Session, camera_id: str, start_us: int, end_us: int) -> 
     A segment indexed late (recovery) can land inside a gap recorded earlier.
     """
     for gap in session.scalars(overlapping(Gap, camera_id, start_us, end_us)).all():
-        pieces = [(gap.start_us, min(gap.end_us, start_us)), (max(gap.start_us, end_us),
-                                                               gap.end_us)]
+        pieces = [
+            (gap.start_us, min(gap.end_us, start_us)),
+            (max(gap.start_us, end_us), gap.end_us),
+        ]
         for piece_start_us, piece_end_us in pieces:
             if piece_end_us > piece_start_us:
-                session.add(Gap(camera_id=camera_id, start_us=piece_start_us,
-                                end_us=piece_end_us, reason=gap.reason,
-                                created_us=gap.created_us))
+                session.add(
+                    Gap(
+                        camera_id=camera_id,
+                        start_us=piece_start_us,
+                        end_us=piece_end_us,
+                        reason=gap.reason,
+                        created_us=gap.created_us,
+                    )
+                )
         session.delete(gap)
     session.flush()
 
 
-def ensure_gap(session: Session, camera_id: str, start_us: int, end_us: int, reason: str,
-               now_us: int) -> None:
+def ensure_gap(
+    session: Session,
+    camera_id: str,
+    start_us: int,
+    end_us: int,
+    reason: str,
+    now_us: int,
+) -> None:
     """Records ``[start_us, end_us)`` as a gap unless a gap already covers part of it."""
     if end_us <= start_us:
         return
     if session.scalars(overlapping(Gap, camera_id, start_us, end_us).limit(1)).first():
         return
-    session.add(Gap(camera_id=camera_id, start_us=start_us, end_us=end_us, reason=reason,
-                    created_us=now_us))
+    session.add(
+        Gap(
+            camera_id=camera_id,
+            start_us=start_us,
+            end_us=end_us,
+            reason=reason,
+            created_us=now_us,
+        )
+    )
     session.flush()
 
 
@@ -112,16 +136,30 @@ def record_gaps_around(session: Session, segment: Segment, now_us: int) -> None:
 
     before = previous_segment(session, segment.camera_id, segment.start_us)
     if before is not None and before.run_id != segment.run_id:
-        ensure_gap(session, segment.camera_id, before.end_us, segment.start_us,
-                   run_end_reason(session, before.run_id), now_us)
+        ensure_gap(
+            session,
+            segment.camera_id,
+            before.end_us,
+            segment.start_us,
+            run_end_reason(session, before.run_id),
+            now_us,
+        )
 
     after = next_segment(session, segment.camera_id, segment.end_us)
     if after is not None and after.run_id != segment.run_id:
-        ensure_gap(session, segment.camera_id, segment.end_us, after.start_us,
-                   run_end_reason(session, segment.run_id), now_us)
+        ensure_gap(
+            session,
+            segment.camera_id,
+            segment.end_us,
+            after.start_us,
+            run_end_reason(session, segment.run_id),
+            now_us,
+        )
 
 
-def prune_gaps_before_recording(session: Session, camera_id: str, deleted_end_us: int) -> None:
+def prune_gaps_before_recording(
+    session: Session, camera_id: str, deleted_end_us: int
+) -> None:
     """Drops gaps older than the camera's earliest remaining segment (after a deletion).
 
     Time before the first recording is "no recording" anyway; keeping those gaps would let

@@ -104,14 +104,20 @@ class Index:
                 row = session.get(Group, group.name)
                 if row is None:
                     session.add(
-                        Group(name=group.name, retention_days=group.retention_days,
-                              created_us=now_us)
+                        Group(
+                            name=group.name,
+                            retention_days=group.retention_days,
+                            created_us=now_us,
+                        )
                     )
                 elif row.retention_days != group.retention_days:
                     log.warning(
                         "config retention differs from the index; the index applies %s",
-                        fields(group=group.name, config_days=group.retention_days,
-                               index_days=row.retention_days),
+                        fields(
+                            group=group.name,
+                            config_days=group.retention_days,
+                            index_days=row.retention_days,
+                        ),
                     )
             session.flush()
             for camera in cameras:
@@ -123,8 +129,11 @@ class Index:
                 elif existing.group_name != camera.group:
                     log.warning(
                         "config group differs from the index; the index applies %s",
-                        fields(camera=camera.id, config_group=camera.group,
-                               index_group=existing.group_name),
+                        fields(
+                            camera=camera.id,
+                            config_group=camera.group,
+                            index_group=existing.group_name,
+                        ),
                     )
 
     def camera_groups(self) -> dict[str, str]:
@@ -140,7 +149,9 @@ class Index:
     def camera_group(self, camera_id: str) -> str | None:
         """The camera's group name, or None for an unknown camera."""
         with self.read() as session:
-            return session.scalar(select(Camera.group_name).where(Camera.id == camera_id))
+            return session.scalar(
+                select(Camera.group_name).where(Camera.id == camera_id)
+            )
 
     def group_retention_days(self) -> dict[str, int]:
         with self.read() as session:
@@ -172,8 +183,10 @@ class Index:
             if existing is None:
                 raise
             return _same_file(existing, event)
-        log.debug("segment indexed %s", fields(camera=event.camera_id, segment=segment_id,
-                                               path=event.path))
+        log.debug(
+            "segment indexed %s",
+            fields(camera=event.camera_id, segment=segment_id, path=event.path),
+        )
         return segment_id
 
     def _insert_segment(self, session: Session, event: SegmentClosed) -> int:
@@ -198,9 +211,14 @@ class Index:
         now_us = self.clock()
         segment = _segment_from_event(event, now_us)
         # evidence: link this record onto the camera's chain (camera row locked above).
-        segment.chain_hash = segment_link(chain_tip(session, event.camera_id),
-                                          event.camera_id, event.sha256, event.start_us,
-                                          event.end_us, event.bytes)
+        segment.chain_hash = segment_link(
+            chain_tip(session, event.camera_id),
+            event.camera_id,
+            event.sha256,
+            event.start_us,
+            event.end_us,
+            event.bytes,
+        )
         session.add(segment)
         session.flush()
         record_gaps_around(session, segment, now_us)
@@ -209,8 +227,13 @@ class Index:
     def _upsert_run(self, session: Session, event: SegmentClosed) -> None:
         run = session.get(Run, event.run_id)
         if run is None:
-            session.add(Run(id=event.run_id, camera_id=event.camera_id,
-                            started_us=event.start_us))
+            session.add(
+                Run(
+                    id=event.run_id,
+                    camera_id=event.camera_id,
+                    started_us=event.start_us,
+                )
+            )
             session.flush()
             return
         if run.camera_id != event.camera_id:
@@ -246,14 +269,17 @@ class Index:
 
     # playback
 
-    def segments_overlapping(self, camera_id: str, start_us: int,
-                             end_us: int) -> list[SegmentRow]:
+    def segments_overlapping(
+        self, camera_id: str, start_us: int, end_us: int
+    ) -> list[SegmentRow]:
         """The camera's segments overlapping ``[start_us, end_us)``, ordered by start."""
         with self.read() as session:
             statement = overlapping(Segment, camera_id, start_us, end_us)
             return [segment_row(segment) for segment in session.scalars(statement)]
 
-    def gaps_overlapping(self, camera_id: str, start_us: int, end_us: int) -> list[GapRow]:
+    def gaps_overlapping(
+        self, camera_id: str, start_us: int, end_us: int
+    ) -> list[GapRow]:
         """The camera's gaps overlapping ``[start_us, end_us)``, ordered by start."""
         with self.read() as session:
             statement = overlapping(Gap, camera_id, start_us, end_us)
@@ -272,7 +298,9 @@ class Index:
 
     def segment_by_path(self, path: str) -> SegmentRow | None:
         with self.read() as session:
-            segment = session.scalars(select(Segment).where(Segment.path == path)).first()
+            segment = session.scalars(
+                select(Segment).where(Segment.path == path)
+            ).first()
             return None if segment is None else segment_row(segment)
 
     def segment_by_id(self, segment_id: int) -> SegmentRow | None:
@@ -282,15 +310,22 @@ class Index:
 
     # retention
 
-    def segments_older_than(self, end_before_us: int, limit: int, *,
-                            camera_id: str | None = None,
-                            group: str | None = None) -> list[SegmentRow]:
+    def segments_older_than(
+        self,
+        end_before_us: int,
+        limit: int,
+        *,
+        camera_id: str | None = None,
+        group: str | None = None,
+    ) -> list[SegmentRow]:
         """Segments ending before ``end_before_us``, oldest end first, at most ``limit``.
 
         Narrowed to one camera, or to the cameras of one group; neither means all.
         Segments under an unreleased hold are never returned (evidence, issue 5).
         """
-        statement = select(Segment).where(Segment.end_us < end_before_us, ~segment_is_held())
+        statement = select(Segment).where(
+            Segment.end_us < end_before_us, ~segment_is_held()
+        )
         if camera_id is not None:
             statement = statement.where(Segment.camera_id == camera_id)
         if group is not None:
@@ -304,11 +339,14 @@ class Index:
     def held(self, segment_id: int) -> bool:
         """Whether the segment overlaps an unreleased hold (retention must keep it)."""
         with self.read() as session:
-            statement = select(Segment.id).where(Segment.id == segment_id, segment_is_held())
+            statement = select(Segment.id).where(
+                Segment.id == segment_id, segment_is_held()
+            )
             return session.scalar(statement) is not None
 
-    def delete_segment_row(self, segment_id: int, reason: str,
-                           deleted_us: int, actor: str = "retention") -> DeletionRow | None:
+    def delete_segment_row(
+        self, segment_id: int, reason: str, deleted_us: int, actor: str = "retention"
+    ) -> DeletionRow | None:
         """Logs the deletion and removes the segment row in one transaction.
 
         Returns the deletions row, or None if the segment was already gone (a retry) or
@@ -318,9 +356,15 @@ class Index:
         """
         with self.write() as session:
             segment = session.get(Segment, segment_id, with_for_update=True)
-            if segment is None or session.scalar(
-                select(Segment.id).where(Segment.id == segment_id, segment_is_held())
-            ) is not None:
+            if (
+                segment is None
+                or session.scalar(
+                    select(Segment.id).where(
+                        Segment.id == segment_id, segment_is_held()
+                    )
+                )
+                is not None
+            ):
                 return None
             deletion = Deletion(
                 camera_id=segment.camera_id,
@@ -335,9 +379,20 @@ class Index:
                 chain_hash=segment.chain_hash,
             )
             session.add(deletion)
-            append_audit(session, deleted_us, actor, "deletion", segment.path,
-                         {"segment_id": segment.id, "reason": reason, "bytes": segment.bytes,
-                          "sha256": segment.sha256}, camera_id=segment.camera_id)
+            append_audit(
+                session,
+                deleted_us,
+                actor,
+                "deletion",
+                segment.path,
+                {
+                    "segment_id": segment.id,
+                    "reason": reason,
+                    "bytes": segment.bytes,
+                    "sha256": segment.sha256,
+                },
+                camera_id=segment.camera_id,
+            )
             session.delete(segment)
             session.flush()
             prune_gaps_before_recording(session, segment.camera_id, segment.end_us)
@@ -364,12 +419,15 @@ class Index:
 
 def _check_event(event: SegmentClosed) -> None:
     if event.end_us <= event.start_us:
-        raise StorageError(f"segment {event.path}: end {event.end_us} not after start "
-                           f"{event.start_us}")
+        raise StorageError(
+            f"segment {event.path}: end {event.end_us} not after start {event.start_us}"
+        )
     if event.bytes <= 0:
         raise StorageError(f"segment {event.path}: size {event.bytes} bytes")
     if not _SHA256_HEX.match(event.sha256):
-        raise StorageError(f"segment {event.path}: sha256 is not 64 lowercase hex digits")
+        raise StorageError(
+            f"segment {event.path}: sha256 is not 64 lowercase hex digits"
+        )
 
 
 def _same_file(existing: SegmentRow, event: SegmentClosed) -> int:

@@ -70,8 +70,10 @@ class DeletionRow:
 
 def encode_keyframes(keyframes: Keyframes) -> str:
     """Compact JSON ``[[ticks,offset],...]`` as stored in ``segments.keyframes``."""
-    return json.dumps([[int(ticks), int(offset)] for ticks, offset in keyframes],
-                      separators=(",", ":"))
+    return json.dumps(
+        [[int(ticks), int(offset)] for ticks, offset in keyframes],
+        separators=(",", ":"),
+    )
 
 
 def decode_keyframes(text: str) -> Keyframes:

@@ -36,7 +36,9 @@ def _day_dirs(camera_dir: Path, since_us: int | None) -> Iterator[Path]:
     if since_us is not None:
         day = us_to_datetime(since_us)
         first = (day.year, day.month, day.day)
-    for year in sorted(p for p in camera_dir.glob("[0-9][0-9][0-9][0-9]") if p.is_dir()):
+    for year in sorted(
+        p for p in camera_dir.glob("[0-9][0-9][0-9][0-9]") if p.is_dir()
+    ):
         for month in sorted(p for p in year.glob("[0-9][0-9]") if p.is_dir()):
             for day_dir in sorted(p for p in month.glob("[0-9][0-9]") if p.is_dir()):
                 if (int(year.name), int(month.name), int(day_dir.name)) >= first:
@@ -65,7 +67,9 @@ def _reconcile_file(
         return None
     if index.deletion_by_path(relative) is not None:
         unlink_durably(path)
-        log.info("interrupted deletion finished %s", fields(camera=camera_id, path=relative))
+        log.info(
+            "interrupted deletion finished %s", fields(camera=camera_id, path=relative)
+        )
         return None
     try:
         event = describe_closed(root, path, camera_id, start_us)

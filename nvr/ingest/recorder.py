@@ -53,7 +53,9 @@ class _Opener:
     open finally returns.
     """
 
-    def __init__(self, url: str, options: dict[str, str], timeout: tuple[float, float]) -> None:
+    def __init__(
+        self, url: str, options: dict[str, str], timeout: tuple[float, float]
+    ) -> None:
         self._url = url
         self._options = options
         self._timeout = timeout
@@ -120,8 +122,9 @@ class CameraRecorder:
             if self._stop.is_set():
                 break
             self._failures = 0 if healthy else self._failures + 1
-            self._set_state(status=CameraStatus.RECONNECTING,
-                            reconnects=self._state.reconnects + 1)
+            self._set_state(
+                status=CameraStatus.RECONNECTING, reconnects=self._state.reconnects + 1
+            )
             self._stop.wait(self._backoff_s())
         self._set_state(status=CameraStatus.STOPPED)
         log.info("recorder stopped %s", fields(camera=self._camera.id))
@@ -129,7 +132,9 @@ class CameraRecorder:
     def _backoff_s(self) -> float:
         """Capped exponential backoff with full jitter (uniform from 0 to the cap)."""
         initial = self._recording.backoff_initial_seconds
-        cap = min(self._recording.backoff_max_seconds, initial * 2 ** min(self._failures, 30))
+        cap = min(
+            self._recording.backoff_max_seconds, initial * 2 ** min(self._failures, 30)
+        )
         return random.uniform(0, cap)
 
     def _attempt(self) -> bool:
@@ -140,7 +145,9 @@ class CameraRecorder:
         except StreamUnsupported as exc:
             self._failures = 64  # retrying soon cannot help: wait the longest backoff
             self._set_state(status=CameraStatus.FAILED, last_error=str(exc))
-            log.error("stream unsupported %s", fields(camera=self._camera.id, error=exc))
+            log.error(
+                "stream unsupported %s", fields(camera=self._camera.id, error=exc)
+            )
             return False
         except CameraError as exc:
             self._set_state(last_error=str(exc))
@@ -164,8 +171,10 @@ class CameraRecorder:
         try:
             recovered = recover_partials(self._root, self._camera.id)
         except (OSError, NvrError) as exc:
-            log.warning("abandoned segment not recovered yet %s",
-                        fields(camera=self._camera.id, error=exc))
+            log.warning(
+                "abandoned segment not recovered yet %s",
+                fields(camera=self._camera.id, error=exc),
+            )
             return
         for event in recovered:
             self._emit(event)
@@ -194,7 +203,9 @@ class CameraRecorder:
             raise StreamUnsupported("the stream has no video track")
         video = container.streams.video[0]
         if video.codec_context.name not in VIDEO_CODECS:
-            raise StreamUnsupported(f"video codec {video.codec_context.name} is not H.264/H.265")
+            raise StreamUnsupported(
+                f"video codec {video.codec_context.name} is not H.264/H.265"
+            )
         audio = container.streams.audio[0] if container.streams.audio else None
         if audio is not None and not audio_storable(audio):
             log.warning(
@@ -204,7 +215,9 @@ class CameraRecorder:
             audio = None
         return RunTracks(video, audio)
 
-    def _record(self, container: av.container.InputContainer, tracks: RunTracks) -> bool:
+    def _record(
+        self, container: av.container.InputContainer, tracks: RunTracks
+    ) -> bool:
         """Records one run until it ends; emits RunEnded. True if it closed a segment."""
         run_id = uuid.uuid4().hex
         closed_count = 0
@@ -215,7 +228,12 @@ class CameraRecorder:
             self._emit(event)
 
         segmenter = RunSegmenter(
-            self._root, self._camera.id, run_id, self._recording.segment_seconds, tracks, on_closed
+            self._root,
+            self._camera.id,
+            run_id,
+            self._recording.segment_seconds,
+            tracks,
+            on_closed,
         )
         log.info("run started %s", fields(camera=self._camera.id, run=run_id))
         self._set_state(status=CameraStatus.RECORDING, last_error=None)
@@ -225,19 +243,36 @@ class CameraRecorder:
         except StorageError as exc:
             segmenter.abandon()
             reason, error = "storage-error", str(exc)
-        end_us = segmenter.last_end_us if segmenter.last_end_us is not None else wall_now_us()
+        end_us = (
+            segmenter.last_end_us
+            if segmenter.last_end_us is not None
+            else wall_now_us()
+        )
         self._emit(RunEnded(self._camera.id, run_id, end_us, reason))
-        log.info("run ended %s", fields(camera=self._camera.id, run=run_id, reason=reason,
-                                        segments=closed_count, error=error or "-"))
+        log.info(
+            "run ended %s",
+            fields(
+                camera=self._camera.id,
+                run=run_id,
+                reason=reason,
+                segments=closed_count,
+                error=error or "-",
+            ),
+        )
         if error is not None:
             self._set_state(last_error=error)
         return closed_count > 0
 
     def _demux(
-        self, container: av.container.InputContainer, tracks: RunTracks, segmenter: RunSegmenter
+        self,
+        container: av.container.InputContainer,
+        tracks: RunTracks,
+        segmenter: RunSegmenter,
     ) -> tuple[str, str | None]:
         """Feeds packets to the segmenter until the run ends; returns (reason, error)."""
-        streams = [tracks.video] if tracks.audio is None else [tracks.video, tracks.audio]
+        streams = (
+            [tracks.video] if tracks.audio is None else [tracks.video, tracks.audio]
+        )
         stall_us = round(self._recording.stall_seconds * US_PER_S)
         last_packet_mono_us = monotonic_us()
         while not self._stop.is_set():
@@ -254,7 +289,9 @@ class CameraRecorder:
             except av.error.ExitError:
                 # our 1 s read timeout fired: check stop, then the stall limit
                 if monotonic_us() - last_packet_mono_us >= stall_us:
-                    stalled = CameraStalled(f"no packet for {self._recording.stall_seconds} s")
+                    stalled = CameraStalled(
+                        f"no packet for {self._recording.stall_seconds} s"
+                    )
                     return "stalled", str(stalled)
             except av.error.FFmpegError as exc:
                 return "disconnected", redact_text(str(exc))
@@ -293,5 +330,11 @@ class CameraRecorder:
         self._state = new
         self._emit(new)
         if status_changed:
-            log.info("camera state %s", fields(camera=new.camera_id, status=new.status.value,
-                                               error=new.last_error or "-"))
+            log.info(
+                "camera state %s",
+                fields(
+                    camera=new.camera_id,
+                    status=new.status.value,
+                    error=new.last_error or "-",
+                ),
+            )

@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 
 _DEFAULT_VIDEO_BASE = Fraction(1, 90000)
 _CUT_TOLERANCE = Fraction(1, 100)  # seconds
-_MIN_REORDER_DEPTH = 2  # H.264/H.265 cameras rarely reorder deeper; more only adds delay
+_MIN_REORDER_DEPTH = (
+    2  # H.264/H.265 cameras rarely reorder deeper; more only adds delay
+)
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,9 @@ class RunSegmenter:
         self.clock = RunClock(self._time_base)
         self._started = False
         self._run_origin: int | None = None  # input dts of the run's first keyframe
-        self._segment_start = 0  # media position (ticks from run origin) of the open segment
+        self._segment_start = (
+            0  # media position (ticks from run origin) of the open segment
+        )
         self._writer: SegmentWriter | None = None
         self._seq = 0
         self._codec = tracks.video.codec_context.name
@@ -79,7 +83,10 @@ class RunSegmenter:
         """Takes one demuxed packet; raises TimestampBreak when the run must end."""
         if packet.stream.index == self._tracks.video.index:
             self._feed_video(packet, arrival_us)
-        elif self._tracks.audio is not None and packet.stream.index == self._tracks.audio.index:
+        elif (
+            self._tracks.audio is not None
+            and packet.stream.index == self._tracks.audio.index
+        ):
             self._feed_audio(packet)
 
     def _feed_video(self, packet: AnyPacket, arrival_us: int) -> None:
@@ -90,7 +97,9 @@ class RunSegmenter:
             if not packet.is_keyframe:
                 return
             self._started = True
-        for (held, held_arrival_us), dts in self._synth.push((packet, arrival_us), pts, packet.dts):
+        for (held, held_arrival_us), dts in self._synth.push(
+            (packet, arrival_us), pts, packet.dts
+        ):
             self._write_video(held, dts, held_arrival_us)
 
     def _feed_audio(self, packet: AnyPacket) -> None:
@@ -116,7 +125,9 @@ class RunSegmenter:
         due = media_position - self._segment_start >= self._segment_ticks
         if self._writer is not None and packet.is_keyframe and due:
             if self._close_segment(media_position):
-                raise TimestampBreak("clock-step", "assigned and measured wall time diverged")
+                raise TimestampBreak(
+                    "clock-step", "assigned and measured wall time diverged"
+                )
         self.clock.observe(arrival_us, media_position)
         if self._writer is None:
             self._open_segment(media_position)
@@ -136,7 +147,8 @@ class RunSegmenter:
             self._parameter_sets = found
         elif found != self._parameter_sets:
             raise TimestampBreak(
-                "stream-changed", "new video parameter sets (resolution or encoder settings)"
+                "stream-changed",
+                "new video parameter sets (resolution or encoder settings)",
             )
 
     def _open_segment(self, media_position: int) -> None:
@@ -145,8 +157,11 @@ class RunSegmenter:
         )
         self._segment_start = media_position
         self._writer = SegmentWriter(
-            self._root, identity, self.clock.wall_at(media_position),
-            self._tracks.video, self._tracks.audio,
+            self._root,
+            identity,
+            self.clock.wall_at(media_position),
+            self._tracks.video,
+            self._tracks.audio,
         )
 
     def _close_segment(self, media_end: int) -> bool:
@@ -154,7 +169,9 @@ class RunSegmenter:
         writer, self._writer = self._writer, None
         assert writer is not None and self._run_origin is not None
         times = self.clock.close_segment(media_end)
-        closed = writer.close(times.start_us, times.end_us, self._run_origin + media_end)
+        closed = writer.close(
+            times.start_us, times.end_us, self._run_origin + media_end
+        )
         self._seq += 1
         self.last_end_us = closed.end_us
         self._emit(closed)

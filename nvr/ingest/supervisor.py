@@ -184,8 +184,9 @@ class Supervisor:
         for worker in self._workers:
             await self._join(worker, deadline)
         for camera_id in self.states:
-            self.states[camera_id] = CameraState(camera_id, CameraStatus.FAILED,
-                                                 last_error=reason)
+            self.states[camera_id] = CameraState(
+                camera_id, CameraStatus.FAILED, last_error=reason
+            )
         log.critical("recording paused %s", fields(reason=reason))
 
     async def resume_recording(self) -> None:
@@ -302,14 +303,19 @@ class Supervisor:
                 if not transient_index_error(exc) or gives_up:
                     # The file stays on disk; startup reconciliation offers it again.
                     log.error(
-                        "index write failed %s", fields(camera=event.camera_id, error=exc)
+                        "index write failed %s",
+                        fields(camera=event.camera_id, error=exc),
                     )
                     return
                 self.index_error = str(exc)
                 log.warning(
                     "index write failed; retrying %s",
-                    fields(camera=event.camera_id, attempt=failures, delay_s=delay_s,
-                           error=exc),
+                    fields(
+                        camera=event.camera_id,
+                        attempt=failures,
+                        delay_s=delay_s,
+                        error=exc,
+                    ),
                 )
                 await asyncio.sleep(delay_s)
                 delay_s = min(INDEX_RETRY_S[1], delay_s * 2)
@@ -326,7 +332,10 @@ class Supervisor:
         """One attempt at indexing ``event``; raises NvrError (StorageError) on failure."""
         if isinstance(event, RunEnded):
             await self._index_call(
-                self._index.end_run, event.camera_id, event.run_id, event.end_us,
+                self._index.end_run,
+                event.camera_id,
+                event.run_id,
+                event.end_us,
                 event.reason,
             )
             return
@@ -354,8 +363,12 @@ class Supervisor:
             await asyncio.sleep(0.5)
             for worker in self._workers:
                 process = worker.process
-                if (process is None or process.is_alive() or self._stopping
-                        or self._paused):
+                if (
+                    process is None
+                    or process.is_alive()
+                    or self._stopping
+                    or self._paused
+                ):
                     continue
                 await self._restart(worker, process.exitcode)
 

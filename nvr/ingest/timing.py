@@ -64,7 +64,9 @@ class RunClock:
         self._time_base = time_base
         self._max_slew_ppm = max_slew_ppm
         self._step_limit_us = step_limit_us
-        self._anchor_us: int | None = None  # wall instant of media position 0 (first segment)
+        self._anchor_us: int | None = (
+            None  # wall instant of media position 0 (first segment)
+        )
         self._segment_min_candidate_us: int | None = None
         self._closed_end_us: int | None = None  # wall end of the last closed segment
         self._closed_end_media = 0  # media position where the last closed segment ended
@@ -72,7 +74,10 @@ class RunClock:
     def observe(self, arrival_us: int, media_position: int) -> None:
         """Records one video packet's arrival; raises TimestampBreak on a backward step."""
         candidate_us = arrival_us - ticks_to_us(media_position, self._time_base)
-        if self._segment_min_candidate_us is None or candidate_us < self._segment_min_candidate_us:
+        if (
+            self._segment_min_candidate_us is None
+            or candidate_us < self._segment_min_candidate_us
+        ):
             self._segment_min_candidate_us = candidate_us
         if self._closed_end_us is None:
             if self._anchor_us is None or candidate_us < self._anchor_us:
@@ -83,7 +88,8 @@ class RunClock:
         assigned_us = self.wall_at(media_position)
         if arrival_us < assigned_us - self._step_limit_us:
             raise TimestampBreak(
-                "clock-step", f"packet arrived {assigned_us - arrival_us} us before capture"
+                "clock-step",
+                f"packet arrived {assigned_us - arrival_us} us before capture",
             )
 
     def wall_at(self, media_position: int) -> int:
@@ -105,7 +111,9 @@ class RunClock:
             raise ValueError("no packet observed in this segment")
         duration_us = ticks_to_us(media_end - self._closed_end_media, self._time_base)
         if self._closed_end_us is None:
-            start_us = self._anchor_us + ticks_to_us(self._closed_end_media, self._time_base)
+            start_us = self._anchor_us + ticks_to_us(
+                self._closed_end_media, self._time_base
+            )
             times = SegmentTimes(start_us, start_us + duration_us, clock_step=False)
         else:
             times = self._slewed(self._closed_end_us, duration_us, media_end)
@@ -142,7 +150,9 @@ class DtsSynthesizer(Generic[T]):
     def __init__(self, reorder_depth: int) -> None:
         self._depth = max(0, reorder_depth)
         self._window: list[int] = []  # the depth + 1 largest pts seen, ascending
-        self._waiting: list[tuple[T, int]] = []  # (item, pts) waiting for the window to fill
+        self._waiting: list[
+            tuple[T, int]
+        ] = []  # (item, pts) waiting for the window to fill
         self._last_dts: int | None = None
 
     def push(self, item: T, pts: int, dts: int | None) -> list[tuple[T, int]]:
@@ -176,7 +186,9 @@ class DtsSynthesizer(Generic[T]):
         if len(waiting) == 1 and len(self._window) == 1:
             step = 1
         else:
-            step = max(1, (self._window[-1] - self._window[0]) // max(1, len(self._window) - 1))
+            step = max(
+                1, (self._window[-1] - self._window[0]) // max(1, len(self._window) - 1)
+            )
         for index, (item, _pts) in enumerate(waiting):
             yield item, self._increasing(next_dts - (len(waiting) - index) * step)
 
@@ -200,5 +212,7 @@ class DtsGuard:
         if last is not None and dts <= last:
             raise TimestampBreak("timestamp-jump", f"video dts {dts} after {last}")
         if last is not None and dts - last > self._max_jump:
-            raise TimestampBreak("timestamp-jump", f"video dts leapt {dts - last} ticks")
+            raise TimestampBreak(
+                "timestamp-jump", f"video dts leapt {dts - last} ticks"
+            )
         self._last_dts = dts

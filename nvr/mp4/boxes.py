@@ -19,7 +19,19 @@ _U64 = struct.Struct(">Q")
 
 # Boxes whose payload is nothing but child boxes (§8.1-8.8), as far as nvr descends.
 CONTAINER_TYPES = frozenset(
-    {"moov", "trak", "mdia", "minf", "stbl", "mvex", "moof", "traf", "edts", "dinf", "mfra"}
+    {
+        "moov",
+        "trak",
+        "mdia",
+        "minf",
+        "stbl",
+        "mvex",
+        "moof",
+        "traf",
+        "edts",
+        "dinf",
+        "mfra",
+    }
 )
 
 

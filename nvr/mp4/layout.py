@@ -87,9 +87,13 @@ def iter_fragment_boxes(
             yield None
             return
         if mdat.type != "mdat":
-            raise MediaError(f"moof at byte {pos} is followed by {mdat.type!r}, not mdat")
+            raise MediaError(
+                f"moof at byte {pos} is followed by {mdat.type!r}, not mdat"
+            )
         moof_bytes = read_at(f, header.offset, header.size)
-        yield FragmentBoxes(parse_moof(moof_bytes, header.offset, trex), moof_bytes, mdat)
+        yield FragmentBoxes(
+            parse_moof(moof_bytes, header.offset, trex), moof_bytes, mdat
+        )
         pos = mdat.end
 
 
@@ -164,8 +168,12 @@ def truncate_to_complete(path: Path) -> SegmentLayout:
         os.fsync(f.fileno())
     log.info(
         "segment tail truncated %s",
-        fields(path=path, from_bytes=layout.file_size, to_bytes=layout.complete_size,
-               fragments=len(layout.fragments)),
+        fields(
+            path=path,
+            from_bytes=layout.file_size,
+            to_bytes=layout.complete_size,
+            fragments=len(layout.fragments),
+        ),
     )
     return read_layout(path)
 

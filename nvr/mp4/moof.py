@@ -167,7 +167,9 @@ def _parse_traf(
     for child in children:
         if child.type == "trun":
             next_pos = runs[-1].data_pos + runs[-1].data_size if runs else base
-            run = _parse_trun(buf, child, base, next_pos, default_duration, default_size)
+            run = _parse_trun(
+                buf, child, base, next_pos, default_duration, default_size
+            )
             if not run.flags & TRUN_FLAGS:
                 _fill_flags(run, default_flags)
             runs.append(run)
@@ -185,8 +187,12 @@ def _parse_tfhd(buf: bytes, tfhd: BoxHeader) -> tuple[int, int, dict[int, int]]:
     if flags & TFHD_BASE_DATA_OFFSET:
         fields[TFHD_BASE_DATA_OFFSET] = u64(buf, pos)
         pos += 8
-    for flag in (TFHD_SAMPLE_DESCRIPTION_INDEX, TFHD_DEFAULT_DURATION, TFHD_DEFAULT_SIZE,
-                 TFHD_DEFAULT_FLAGS):
+    for flag in (
+        TFHD_SAMPLE_DESCRIPTION_INDEX,
+        TFHD_DEFAULT_DURATION,
+        TFHD_DEFAULT_SIZE,
+        TFHD_DEFAULT_FLAGS,
+    ):
         if flags & flag:
             fields[flag] = u32(buf, pos)
             pos += 4
@@ -215,10 +221,14 @@ def _parse_trun(
         first_flags = u32(buf, pos)
         pos += 4
 
-    per_sample = [f for f in (TRUN_DURATION, TRUN_SIZE, TRUN_FLAGS, TRUN_CTS) if flags & f]
+    per_sample = [
+        f for f in (TRUN_DURATION, TRUN_SIZE, TRUN_FLAGS, TRUN_CTS) if flags & f
+    ]
     width = len(per_sample)
     if pos + 4 * width * count > trun.end:
-        raise MediaError(f"trun at moof byte {trun.offset} is shorter than its sample count")
+        raise MediaError(
+            f"trun at moof byte {trun.offset} is shorter than its sample count"
+        )
     columns: dict[int, list[int]] = {}
     if width:
         values = struct.unpack_from(f">{width * count}I", buf, pos)
@@ -284,7 +294,9 @@ def patch_moof(buf: bytes, sequence: int, shifts: Mapping[int, int]) -> bytes:
     return bytes(out)
 
 
-def _patch_traf(buf: bytes, out: bytearray, traf: BoxHeader, shifts: Mapping[int, int]) -> None:
+def _patch_traf(
+    buf: bytes, out: bytearray, traf: BoxHeader, shifts: Mapping[int, int]
+) -> None:
     track_id = None
     for child in iter_children(buf, traf.payload_offset, traf.end):
         if child.type == "tfhd":
@@ -300,7 +312,9 @@ def _patch_traf(buf: bytes, out: bytearray, traf: BoxHeader, shifts: Mapping[int
             if not 0 <= value <= _MAX_U32:
                 # Limitation: a version 0 tfdt overflows after ~13 h at 90 kHz; the fix is
                 # to widen it to version 1 and move every trun data offset by 4 bytes.
-                raise MediaError(f"track {track_id}: shifted tfdt {value} needs version 1")
+                raise MediaError(
+                    f"track {track_id}: shifted tfdt {value} needs version 1"
+                )
             struct.pack_into(">I", out, pos, value)
 
 
@@ -323,8 +337,12 @@ def build_trimmed_fragment(
         trafs = []
         position = data_start
         for traf, runs in kept:
-            parts = [_make_tfhd(traf), make_full_box("tfdt", 1, 0, struct.pack(
-                ">Q", decode_times[traf.track_id]))]
+            parts = [
+                _make_tfhd(traf),
+                make_full_box(
+                    "tfdt", 1, 0, struct.pack(">Q", decode_times[traf.track_id])
+                ),
+            ]
             for run in runs:
                 parts.append(_make_trun(run, position))
                 position += run.data_size
@@ -348,15 +366,17 @@ def _prefix_runs(runs: list[Run], count: int) -> list[Run]:
         if count <= 0:
             break
         take = min(count, len(run.durations))
-        out.append(Run(
-            version=run.version,
-            flags=run.flags,
-            data_pos=run.data_pos,
-            durations=run.durations[:take],
-            sizes=run.sizes[:take],
-            sample_flags=run.sample_flags[:take],
-            cts=run.cts[:take] if run.cts is not None else None,
-        ))
+        out.append(
+            Run(
+                version=run.version,
+                flags=run.flags,
+                data_pos=run.data_pos,
+                durations=run.durations[:take],
+                sizes=run.sizes[:take],
+                sample_flags=run.sample_flags[:take],
+                cts=run.cts[:take] if run.cts is not None else None,
+            )
+        )
         count -= take
     return out
 
@@ -365,8 +385,12 @@ def _make_tfhd(traf: Traf) -> bytes:
     # Note: the trimmed moof's data offsets count from the moof, whatever the source said.
     flags = (traf.tfhd_flags & ~TFHD_BASE_DATA_OFFSET) | TFHD_DEFAULT_BASE_IS_MOOF
     payload = [struct.pack(">I", traf.track_id)]
-    for flag in (TFHD_SAMPLE_DESCRIPTION_INDEX, TFHD_DEFAULT_DURATION, TFHD_DEFAULT_SIZE,
-                 TFHD_DEFAULT_FLAGS):
+    for flag in (
+        TFHD_SAMPLE_DESCRIPTION_INDEX,
+        TFHD_DEFAULT_DURATION,
+        TFHD_DEFAULT_SIZE,
+        TFHD_DEFAULT_FLAGS,
+    ):
         if flags & flag:
             payload.append(struct.pack(">I", traf.tfhd_fields[flag]))
     return make_full_box("tfhd", 0, flags, b"".join(payload))

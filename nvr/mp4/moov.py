@@ -56,7 +56,9 @@ class InitSegment:
     movie_timescale: int
     tracks: dict[int, TrackInfo]
     trex: dict[int, TrexDefaults]
-    stsd: dict[int, bytes]  # raw stsd box per track: equal bytes mean a compatible codec setup
+    stsd: dict[
+        int, bytes
+    ]  # raw stsd box per track: equal bytes mean a compatible codec setup
 
     @property
     def video_track_id(self) -> int:
@@ -153,7 +155,9 @@ def _parse_trak(moov: bytes, trak: BoxHeader) -> tuple[int, TrackInfo, bytes]:
     handler = moov[hdlr.payload_offset + 8 : hdlr.payload_offset + 12].decode("latin-1")
     entries = list(iter_children(moov, stsd.payload_offset + 8, stsd.end))
     codec = entries[0].type if entries else ""
-    track = TrackInfo(kind=_KINDS.get(handler, handler), timescale=timescale, codec=codec)
+    track = TrackInfo(
+        kind=_KINDS.get(handler, handler), timescale=timescale, codec=codec
+    )
     return track_id, track, moov[stsd.offset : stsd.end]
 
 
@@ -171,18 +175,25 @@ def _parse_mvex(moov: bytes, mvex: BoxHeader) -> dict[int, TrexDefaults]:
     return defaults
 
 
-def rewrite_moov(moov: bytes, movie_duration: int, track_durations: Mapping[int, int]) -> bytes:
+def rewrite_moov(
+    moov: bytes, movie_duration: int, track_durations: Mapping[int, int]
+) -> bytes:
     """The moov with its durations set: mvhd, each tkhd (movie timescale) and an mehd.
 
     The mehd (fragment_duration, §8.8.2) lets players show the length of a
     fragmented file without scanning every moof. Everything else is kept byte for byte.
     """
     root = BoxHeader("moov", 0, len(moov), 8)
-    return make_box("moov", _rewrite_children(moov, root, movie_duration, track_durations))
+    return make_box(
+        "moov", _rewrite_children(moov, root, movie_duration, track_durations)
+    )
 
 
 def _rewrite_children(
-    buf: bytes, parent: BoxHeader, movie_duration: int, track_durations: Mapping[int, int]
+    buf: bytes,
+    parent: BoxHeader,
+    movie_duration: int,
+    track_durations: Mapping[int, int],
 ) -> bytes:
     track_id = None
     if parent.type == "trak":

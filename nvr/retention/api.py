@@ -34,7 +34,9 @@ def _context(request: web.Request) -> "ApiContext":
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda v: json.dumps(v, indent=1))
+    return web.json_response(
+        data, status=status, dumps=lambda v: json.dumps(v, indent=1)
+    )
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -58,14 +60,22 @@ def _validated(values: dict[str, Any]) -> GroupConfig:
     try:
         return GroupConfig.model_validate(values)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-                             for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+            for e in exc.errors()
+        )
         raise RequestError(problems) from exc
 
 
 def _refused(exc: DangerousChange) -> web.Response:
-    return _json({"error": {"status": 409, "message": str(exc)}, "applied": False,
-                  "would_delete": _impact(exc.impact)}, 409)
+    return _json(
+        {
+            "error": {"status": 409, "message": str(exc)},
+            "applied": False,
+            "would_delete": _impact(exc.impact),
+        },
+        409,
+    )
 
 
 def _impact(impact: Impact) -> dict[str, int]:
@@ -81,9 +91,15 @@ async def list_groups(request: web.Request) -> web.Response:
 async def create_group(request: web.Request) -> web.Response:
     context = _context(request)
     config = _validated(await _body(request))
-    row = await context.index_call(groups_db.create_group, context.index, config.name,
-                                   config.retention_days, config.local_days,
-                                   config.priority, request_actor(request))
+    row = await context.index_call(
+        groups_db.create_group,
+        context.index,
+        config.name,
+        config.retention_days,
+        config.local_days,
+        config.priority,
+        request_actor(request),
+    )
     return _json(row.as_json(), 201)
 
 
@@ -99,8 +115,14 @@ async def patch_group(request: web.Request) -> web.Response:
     merged = {"name": name, **{k: getattr(current, k) for k in GROUP_FIELDS}, **body}
     _validated(merged)
     try:
-        row, impact = await context.index_call(groups_db.update_group, context.index,
-                                               name, body, request_actor(request), confirm)
+        row, impact = await context.index_call(
+            groups_db.update_group,
+            context.index,
+            name,
+            body,
+            request_actor(request),
+            confirm,
+        )
     except DangerousChange as exc:
         return _refused(exc)
     return _json({**row.as_json(), "applied": True, "will_delete": _impact(impact)})
@@ -115,14 +137,25 @@ async def put_camera_group(request: web.Request) -> web.Response:
     if not isinstance(group, str) or not group:
         raise RequestError("'group' is required (a group name)")
     try:
-        impact = await context.index_call(groups_db.set_camera_group, context.index,
-                                          camera_id, group, request_actor(request),
-                                          confirm)
+        impact = await context.index_call(
+            groups_db.set_camera_group,
+            context.index,
+            camera_id,
+            group,
+            request_actor(request),
+            confirm,
+        )
     except DangerousChange as exc:
         return _refused(exc)
     context.camera_groups[camera_id] = group
-    return _json({"camera": camera_id, "group": group, "applied": True,
-                  "will_delete": _impact(impact)})
+    return _json(
+        {
+            "camera": camera_id,
+            "group": group,
+            "applied": True,
+            "will_delete": _impact(impact),
+        }
+    )
 
 
 async def get_plan(request: web.Request) -> web.Response:
@@ -140,7 +173,9 @@ async def get_plan(request: web.Request) -> web.Response:
         return items
 
     items = await context.index_call(collect)
-    return _json({"at_us": at_us, "items": items, "truncated": len(items) >= PLAN_LIMIT})
+    return _json(
+        {"at_us": at_us, "items": items, "truncated": len(items) >= PLAN_LIMIT}
+    )
 
 
 def register_retention(app: web.Application) -> None:

@@ -66,37 +66,53 @@ def _candidates() -> _Query:
     )
 
 
-def _candidate(segment: Segment, group: Group, replica: Replica | None,
-               held: bool) -> Candidate:
+def _candidate(
+    segment: Segment, group: Group, replica: Replica | None, held: bool
+) -> Candidate:
     return Candidate(
-        segment_id=segment.id, camera_id=segment.camera_id, group=group.name,
-        priority=group.priority or 0, path=segment.path, start_us=segment.start_us,
-        end_us=segment.end_us, bytes=segment.bytes,
+        segment_id=segment.id,
+        camera_id=segment.camera_id,
+        group=group.name,
+        priority=group.priority or 0,
+        path=segment.path,
+        start_us=segment.start_us,
+        end_us=segment.end_us,
+        bytes=segment.bytes,
         replica_state=None if replica is None else replica.state,
         object_key=None if replica is None else replica.object_key,
         version_id=None if replica is None else replica.version_id,
         upload_id=None if replica is None else replica.upload_id,
-        held=bool(held), deleting_reason=segment.deleting_reason,
+        held=bool(held),
+        deleting_reason=segment.deleting_reason,
         checksum=None if replica is None else replica.checksum,
     )
 
 
-def _run(index: Index, statement: _Query
-         ) -> list[Candidate]:
+def _run(index: Index, statement: _Query) -> list[Candidate]:
     with index.read() as session:
-        return [_candidate(s, g, r, h) for s, g, r, h in session.execute(statement).all()]
+        return [
+            _candidate(s, g, r, h) for s, g, r, h in session.execute(statement).all()
+        ]
 
 
-def due_for_retention(index: Index, group: str, end_before_us: int, limit: int, *,
-                      include_held: bool = False,
-                      after: tuple[int, int] | None = None) -> list[Candidate]:
+def due_for_retention(
+    index: Index,
+    group: str,
+    end_before_us: int,
+    limit: int,
+    *,
+    include_held: bool = False,
+    after: tuple[int, int] | None = None,
+) -> list[Candidate]:
     """Unmarked segments of ``group`` ending before ``end_before_us``, oldest end first.
 
     Held segments are left out unless ``include_held`` (the plan lists them as spared).
     ``after`` is the (end_us, id) of the last row of the previous page.
     """
     statement = _candidates().where(
-        Group.name == group, Segment.end_us < end_before_us, Segment.deleting_us.is_(None)
+        Group.name == group,
+        Segment.end_us < end_before_us,
+        Segment.deleting_us.is_(None),
     )
     if not include_held:
         statement = statement.where(~segment_is_held())
@@ -120,10 +136,19 @@ def pressure_victims(index: Index, limit: int) -> list[Candidate]:
 
     Ties between groups of equal priority go to the shorter retention, then the name.
     """
-    statement = _candidates().where(
-        _unheld_unmarked(), (Replica.state.is_(None)) | (Replica.state != EVICTED)
-    ).order_by(func.coalesce(Group.priority, 0), Group.retention_days, Group.name,
-               Segment.end_us, Segment.id)
+    statement = (
+        _candidates()
+        .where(
+            _unheld_unmarked(), (Replica.state.is_(None)) | (Replica.state != EVICTED)
+        )
+        .order_by(
+            func.coalesce(Group.priority, 0),
+            Group.retention_days,
+            Group.name,
+            Segment.end_us,
+            Segment.id,
+        )
+    )
     return _run(index, statement.limit(limit))
 
 
@@ -133,8 +158,9 @@ def marked(index: Index, limit: int) -> list[Candidate]:
     return _run(index, statement.order_by(Segment.deleting_us, Segment.id).limit(limit))
 
 
-def mark_deleting(index: Index, segment_id: int, reason: str,
-                  now_us: int) -> Candidate | None:
+def mark_deleting(
+    index: Index, segment_id: int, reason: str, now_us: int
+) -> Candidate | None:
     """Step 1: marks the segment as being deleted, unless it is gone or held.
 
     Returns the marked segment (also when an earlier attempt marked it already), or
@@ -145,7 +171,8 @@ def mark_deleting(index: Index, segment_id: int, reason: str,
         if segment is None:
             return None
         _, group, replica, held = session.execute(
-            _candidates().where(Segment.id == segment_id)).one()
+            _candidates().where(Segment.id == segment_id)
+        ).one()
         if segment.deleting_us is None:
             if held:
                 return None
@@ -165,8 +192,9 @@ def unmark(index: Index, segment_ids: Iterable[int]) -> None:
                 segment.deleting_reason = None
 
 
-def finish_deletion(index: Index, segment_id: int, actor: str,
-                    now_us: int) -> DeletionRow | None:
+def finish_deletion(
+    index: Index, segment_id: int, actor: str, now_us: int
+) -> DeletionRow | None:
     """Step 3: logs the deletion (append-only) and removes the marked row, together.
 
     Called only once the file and object are gone, so the hold check was done at the
@@ -178,24 +206,43 @@ def finish_deletion(index: Index, segment_id: int, actor: str,
             return None
         reason = segment.deleting_reason or "retention"
         deletion = Deletion(
-            camera_id=segment.camera_id, segment_id=segment.id, path=segment.path,
-            start_us=segment.start_us, end_us=segment.end_us, bytes=segment.bytes,
-            reason=reason, deleted_us=now_us, sha256=segment.sha256,
+            camera_id=segment.camera_id,
+            segment_id=segment.id,
+            path=segment.path,
+            start_us=segment.start_us,
+            end_us=segment.end_us,
+            bytes=segment.bytes,
+            reason=reason,
+            deleted_us=now_us,
+            sha256=segment.sha256,
             chain_hash=segment.chain_hash,
         )
         session.add(deletion)
-        append_audit(session, now_us, actor, "deletion", segment.path,
-                     {"segment_id": segment.id, "reason": reason, "bytes": segment.bytes,
-                      "sha256": segment.sha256, "start_us": segment.start_us,
-                      "end_us": segment.end_us}, camera_id=segment.camera_id)
+        append_audit(
+            session,
+            now_us,
+            actor,
+            "deletion",
+            segment.path,
+            {
+                "segment_id": segment.id,
+                "reason": reason,
+                "bytes": segment.bytes,
+                "sha256": segment.sha256,
+                "start_us": segment.start_us,
+                "end_us": segment.end_us,
+            },
+            camera_id=segment.camera_id,
+        )
         session.delete(segment)
         session.flush()
         prune_gaps_before_recording(session, segment.camera_id, segment.end_us)
         return deletion_row(deletion)
 
 
-def deletion_log(index: Index, limit: int = 1000, reason: str | None = None
-                 ) -> list[DeletionRow]:
+def deletion_log(
+    index: Index, limit: int = 1000, reason: str | None = None
+) -> list[DeletionRow]:
     """The newest deletions of every camera, newest first."""
     statement = select(Deletion).order_by(Deletion.id.desc()).limit(limit)
     if reason is not None:
@@ -204,12 +251,19 @@ def deletion_log(index: Index, limit: int = 1000, reason: str | None = None
         return [deletion_row(d) for d in session.scalars(statement)]
 
 
-def holds_covering(index: Index, camera_id: str, start_us: int,
-                   end_us: int) -> list[tuple[int, str]]:
+def holds_covering(
+    index: Index, camera_id: str, start_us: int, end_us: int
+) -> list[tuple[int, str]]:
     """(hold id, case id) of the unreleased holds overlapping the camera's range."""
-    statement = select(Hold.id, Hold.case_id).where(
-        Hold.camera_id == camera_id, Hold.released_us.is_(None),
-        Hold.start_us < end_us, Hold.end_us > start_us,
-    ).order_by(Hold.id)
+    statement = (
+        select(Hold.id, Hold.case_id)
+        .where(
+            Hold.camera_id == camera_id,
+            Hold.released_us.is_(None),
+            Hold.start_us < end_us,
+            Hold.end_us > start_us,
+        )
+        .order_by(Hold.id)
+    )
     with index.read() as session:
         return [(hold_id, case_id) for hold_id, case_id in session.execute(statement)]

@@ -15,9 +15,13 @@ def retention_command() -> None:
 
 
 @retention_command.command("plan")
-@click.option("--config", "config_path", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The server's TOML config (index URL).")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The server's TOML config (index URL).",
+)
 @click.option("--at", "at", help="RFC 3339 instant of the sweep (default: now).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def plan_command(config_path: Path, at: str | None, as_json: bool) -> None:
@@ -42,14 +46,18 @@ def plan_command(config_path: Path, at: str | None, as_json: bool) -> None:
                     click.echo(json.dumps(item.as_json(), sort_keys=True))
                     continue
                 seg = item.segment
-                click.echo(f"{item.action.upper():<6} {seg.camera_id} "
-                           f"{format_rfc3339(seg.start_us)} {format_rfc3339(seg.end_us)} "
-                           f"group={seg.group} tier={seg.tier}: {item.why}")
+                click.echo(
+                    f"{item.action.upper():<6} {seg.camera_id} "
+                    f"{format_rfc3339(seg.start_us)} {format_rfc3339(seg.end_us)} "
+                    f"group={seg.group} tier={seg.tier}: {item.why}"
+                )
         finally:
             index.close()
     except NvrError as exc:
         click.echo(f"nvr: {exc}", err=True)
         sys.exit(2)
     if not as_json:
-        click.echo(f"sweep at {format_rfc3339(at_us)}: deletes {counts['delete']} "
-                   f"segment(s), {total_bytes} bytes; spares {counts['spare']} held")
+        click.echo(
+            f"sweep at {format_rfc3339(at_us)}: deletes {counts['delete']} "
+            f"segment(s), {total_bytes} bytes; spares {counts['spare']} held"
+        )

@@ -68,9 +68,15 @@ def unlink_durably(path: Path) -> bool:
 class Deleter:
     """Runs the three steps for one segment at a time; see the module docstring."""
 
-    def __init__(self, index: Index, storage_root: Path, store: ObjectDeleter | None,
-                 clock: Callable[[], int], actor: str = "retention",
-                 step_hook: StepHook | None = None) -> None:
+    def __init__(
+        self,
+        index: Index,
+        storage_root: Path,
+        store: ObjectDeleter | None,
+        clock: Callable[[], int],
+        actor: str = "retention",
+        step_hook: StepHook | None = None,
+    ) -> None:
         self.index = index
         self.root = storage_root
         self.store = store
@@ -80,7 +86,9 @@ class Deleter:
 
     def delete(self, segment_id: int, reason: str) -> Outcome:
         """Deletes the segment unless it is held; ``reason`` goes into the log."""
-        candidate = catalogue.mark_deleting(self.index, segment_id, reason, self.clock())
+        candidate = catalogue.mark_deleting(
+            self.index, segment_id, reason, self.clock()
+        )
         if candidate is None:
             return Outcome("held" if self.index.segment_by_id(segment_id) else "gone")
         self._step("marked")
@@ -95,8 +103,10 @@ class Deleter:
         path = self.root / candidate.path
         if candidate.held and candidate.has_local_file and path.exists():
             catalogue.unmark(self.index, [candidate.segment_id])
-            log.warning("deletion withdrawn: segment held since it was marked %s",
-                        _context(candidate))
+            log.warning(
+                "deletion withdrawn: segment held since it was marked %s",
+                _context(candidate),
+            )
             return Outcome("held")
         unlink_durably(path)
         self._step("file-deleted")
@@ -105,12 +115,15 @@ class Deleter:
         except ObjectRejected as exc:
             # Object Lock still holds the version (retention was shortened below the
             # lock date): the mark stays and every later sweep retries.
-            log.warning("object deletion refused; retried later %s", _context(
-                candidate, error=exc))
+            log.warning(
+                "object deletion refused; retried later %s",
+                _context(candidate, error=exc),
+            )
             return Outcome("blocked")
         self._step("object-deleted")
-        deletion = catalogue.finish_deletion(self.index, candidate.segment_id, self.actor,
-                                             self.clock())
+        deletion = catalogue.finish_deletion(
+            self.index, candidate.segment_id, self.actor, self.clock()
+        )
         if deletion is None:
             return Outcome("gone")
         reason = deletion.reason
@@ -134,8 +147,10 @@ class Deleter:
         if self.store is None:
             # Limitation: with [s3] removed from the config the object cannot be reached;
             # it stays in the bucket (logged with its key) until a lifecycle rule ends it.
-            log.warning("s3 not configured; object left in the bucket %s",
-                        _context(candidate, key=candidate.object_key))
+            log.warning(
+                "s3 not configured; object left in the bucket %s",
+                _context(candidate, key=candidate.object_key),
+            )
             return
         if candidate.upload_id is not None:
             self.store.abort_multipart(candidate.object_key, candidate.upload_id)
@@ -149,7 +164,13 @@ class Deleter:
 
 
 def _context(candidate: Candidate, **extra: object) -> str:
-    return fields(camera=candidate.camera_id, segment=candidate.segment_id,
-                  group=candidate.group, start=format_rfc3339(candidate.start_us),
-                  end=format_rfc3339(candidate.end_us), bytes=candidate.bytes,
-                  tier=candidate.tier, **extra)
+    return fields(
+        camera=candidate.camera_id,
+        segment=candidate.segment_id,
+        group=candidate.group,
+        start=format_rfc3339(candidate.start_us),
+        end=format_rfc3339(candidate.end_us),
+        bytes=candidate.bytes,
+        tier=candidate.tier,
+        **extra,
+    )

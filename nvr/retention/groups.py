@@ -55,14 +55,24 @@ class GroupRow:
     created_us: int
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "retention_days": self.retention_days,
-                "local_days": self.local_days, "priority": self.priority,
-                "cameras": list(self.cameras)}
+        return {
+            "name": self.name,
+            "retention_days": self.retention_days,
+            "local_days": self.local_days,
+            "priority": self.priority,
+            "cameras": list(self.cameras),
+        }
 
 
 def _row(group: Group, cameras: Sequence[str]) -> GroupRow:
-    return GroupRow(group.name, group.retention_days, group.local_days, group.priority or 0,
-                    tuple(sorted(cameras)), group.created_us)
+    return GroupRow(
+        group.name,
+        group.retention_days,
+        group.local_days,
+        group.priority or 0,
+        tuple(sorted(cameras)),
+        group.created_us,
+    )
 
 
 def _days(value: float | None) -> str | None:
@@ -71,14 +81,19 @@ def _days(value: float | None) -> str | None:
 
 
 def _settings(group: Group) -> dict[str, Any]:
-    return {"retention_days": group.retention_days, "local_days": _days(group.local_days),
-            "priority": group.priority}
+    return {
+        "retention_days": group.retention_days,
+        "local_days": _days(group.local_days),
+        "priority": group.priority,
+    }
 
 
 def list_groups(index: Index) -> list[GroupRow]:
     with index.read() as session:
         members: dict[str, list[str]] = {}
-        for camera_id, group_name in session.execute(select(Camera.id, Camera.group_name)):
+        for camera_id, group_name in session.execute(
+            select(Camera.id, Camera.group_name)
+        ):
             members.setdefault(group_name, []).append(camera_id)
         groups = session.scalars(select(Group).order_by(Group.name))
         return [_row(group, members.get(group.name, [])) for group in groups]
@@ -104,29 +119,56 @@ def seed_group_settings(index: Index, groups: Sequence[GroupConfig]) -> None:
                 group.local_days = config.local_days
 
 
-def create_group(index: Index, name: str, retention_days: int, local_days: float | None,
-                 priority: int, actor: str) -> GroupRow:
+def create_group(
+    index: Index,
+    name: str,
+    retention_days: int,
+    local_days: float | None,
+    priority: int,
+    actor: str,
+) -> GroupRow:
     with index.write() as session:
         if session.get(Group, name) is not None:
             raise GroupConflict(f"group {name!r} already exists")
         now_us = index.clock()
-        group = Group(name=name, retention_days=retention_days, local_days=local_days,
-                      priority=priority, created_us=now_us)
+        group = Group(
+            name=name,
+            retention_days=retention_days,
+            local_days=local_days,
+            priority=priority,
+            created_us=now_us,
+        )
         session.add(group)
-        append_audit(session, now_us, actor, "group-create", name,
-                     {"retention_days": retention_days, "local_days": _days(local_days),
-                      "priority": priority})
+        append_audit(
+            session,
+            now_us,
+            actor,
+            "group-create",
+            name,
+            {
+                "retention_days": retention_days,
+                "local_days": _days(local_days),
+                "priority": priority,
+            },
+        )
         session.flush()
         return _row(group, [])
 
 
-def deletion_impact(index: Index, retention_days: int, *, group: str | None = None,
-                    camera_id: str | None = None) -> Impact:
+def deletion_impact(
+    index: Index,
+    retention_days: int,
+    *,
+    group: str | None = None,
+    camera_id: str | None = None,
+) -> Impact:
     """Unheld segments (of a group or camera) older than ``retention_days`` now."""
     cutoff_us = index.clock() - retention_days * US_PER_DAY
-    statement = (select(func.count(), func.coalesce(func.sum(Segment.bytes), 0))
-                 .join(Camera, Camera.id == Segment.camera_id)
-                 .where(Segment.end_us < cutoff_us, ~segment_is_held()))
+    statement = (
+        select(func.count(), func.coalesce(func.sum(Segment.bytes), 0))
+        .join(Camera, Camera.id == Segment.camera_id)
+        .where(Segment.end_us < cutoff_us, ~segment_is_held())
+    )
     if group is not None:
         statement = statement.where(Camera.group_name == group)
     if camera_id is not None:
@@ -136,8 +178,9 @@ def deletion_impact(index: Index, retention_days: int, *, group: str | None = No
     return Impact(int(count), int(total))
 
 
-def update_group(index: Index, name: str, changes: dict[str, Any], actor: str,
-                 confirm: bool) -> tuple[GroupRow, Impact]:
+def update_group(
+    index: Index, name: str, changes: dict[str, Any], actor: str, confirm: bool
+) -> tuple[GroupRow, Impact]:
     """Applies ``changes`` (retention_days, local_days, priority) to the group.
 
     Raises DangerousChange, applying nothing, when a shorter retention would delete
@@ -152,7 +195,9 @@ def update_group(index: Index, name: str, changes: dict[str, Any], actor: str,
             raise DangerousChange(
                 f"shortening {name!r} from {current.retention_days} to {new_days} days "
                 f"deletes {impact.segments} segment(s), {impact.bytes} bytes: repeat "
-                "with \"confirm\": true to apply", impact)
+                'with "confirm": true to apply',
+                impact,
+            )
     with index.write() as session:
         group = session.get(Group, name, with_for_update=True)
         if group is None:
@@ -161,14 +206,26 @@ def update_group(index: Index, name: str, changes: dict[str, Any], actor: str,
         for key, value in changes.items():
             setattr(group, key, value)
         after = _settings(group)
-        append_audit(session, index.clock(), actor, "retention-change", name,
-                     {"before": before, "after": after, "confirmed": confirm,
-                      "deletes_segments": impact.segments, "deletes_bytes": impact.bytes})
+        append_audit(
+            session,
+            index.clock(),
+            actor,
+            "retention-change",
+            name,
+            {
+                "before": before,
+                "after": after,
+                "confirmed": confirm,
+                "deletes_segments": impact.segments,
+                "deletes_bytes": impact.bytes,
+            },
+        )
     return get_group(index, name), impact
 
 
-def set_camera_group(index: Index, camera_id: str, group_name: str, actor: str,
-                     confirm: bool) -> Impact:
+def set_camera_group(
+    index: Index, camera_id: str, group_name: str, actor: str, confirm: bool
+) -> Impact:
     """Moves a camera to another group; DangerousChange if that deletes unconfirmed."""
     with index.read() as session:
         camera = session.get(Camera, camera_id)
@@ -187,13 +244,26 @@ def set_camera_group(index: Index, camera_id: str, group_name: str, actor: str,
             raise DangerousChange(
                 f"moving {camera_id!r} from {previous!r} ({before_days} days) to "
                 f"{group_name!r} ({after_days} days) deletes {impact.segments} "
-                f"segment(s), {impact.bytes} bytes: repeat with \"confirm\": true", impact)
+                f'segment(s), {impact.bytes} bytes: repeat with "confirm": true',
+                impact,
+            )
     with index.write() as session:
         camera = session.get(Camera, camera_id, with_for_update=True)
         assert camera is not None
         camera.group_name = group_name
-        append_audit(session, index.clock(), actor, "group-change", camera_id,
-                     {"before": previous, "after": group_name, "confirmed": confirm,
-                      "deletes_segments": impact.segments, "deletes_bytes": impact.bytes},
-                     camera_id=camera_id)
+        append_audit(
+            session,
+            index.clock(),
+            actor,
+            "group-change",
+            camera_id,
+            {
+                "before": previous,
+                "after": group_name,
+                "confirmed": confirm,
+                "deletes_segments": impact.segments,
+                "deletes_bytes": impact.bytes,
+            },
+            camera_id=camera_id,
+        )
     return impact

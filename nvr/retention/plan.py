@@ -27,9 +27,15 @@ class PlanItem:
     def as_json(self) -> dict[str, object]:
         seg = self.segment
         return {
-            "action": self.action, "camera": seg.camera_id, "segment": seg.segment_id,
-            "start": format_rfc3339(seg.start_us), "end": format_rfc3339(seg.end_us),
-            "group": seg.group, "tier": seg.tier, "bytes": seg.bytes, "why": self.why,
+            "action": self.action,
+            "camera": seg.camera_id,
+            "segment": seg.segment_id,
+            "start": format_rfc3339(seg.start_us),
+            "end": format_rfc3339(seg.end_us),
+            "group": seg.group,
+            "tier": seg.tier,
+            "bytes": seg.bytes,
+            "why": self.why,
             "holds": [{"id": hold_id, "case_id": case} for hold_id, case in self.holds],
         }
 
@@ -46,8 +52,9 @@ def plan_sweep(index: Index, at_us: int) -> Iterator[PlanItem]:
         limit_us = cutoff_us(at_us, days)
         after: tuple[int, int] | None = None
         while True:
-            page = catalogue.due_for_retention(index, group, limit_us, PAGE,
-                                               include_held=True, after=after)
+            page = catalogue.due_for_retention(
+                index, group, limit_us, PAGE, include_held=True, after=after
+            )
             for segment in page:
                 yield _item(index, segment, days, at_us)
             if len(page) < PAGE:
@@ -57,11 +64,14 @@ def plan_sweep(index: Index, at_us: int) -> Iterator[PlanItem]:
 
 def _item(index: Index, segment: Candidate, days: int, at_us: int) -> PlanItem:
     age_days = (at_us - segment.end_us) / US_PER_DAY
-    why = (f"ended {format_rfc3339(segment.end_us)}, {age_days:.2f} days before "
-           f"{format_rfc3339(at_us)}; group {segment.group} keeps {days} days")
+    why = (
+        f"ended {format_rfc3339(segment.end_us)}, {age_days:.2f} days before "
+        f"{format_rfc3339(at_us)}; group {segment.group} keeps {days} days"
+    )
     if not segment.held:
         return PlanItem("delete", why, segment)
-    holds = catalogue.holds_covering(index, segment.camera_id, segment.start_us,
-                                     segment.end_us)
+    holds = catalogue.holds_covering(
+        index, segment.camera_id, segment.start_us, segment.end_us
+    )
     cases = ", ".join(f"hold {hold_id} (case {case})" for hold_id, case in holds)
     return PlanItem("spare", f"{why}; kept by {cases}", segment, tuple(holds))

@@ -60,23 +60,32 @@ class PressureStatus:
     deleted_ids: list[int] = field(default_factory=list)
 
 
-def verified_eviction(store: ObjectChecker, index: Index, root: Path,
-                      clock: Callable[[], int]) -> Eviction:
+def verified_eviction(
+    store: ObjectChecker, index: Index, root: Path, clock: Callable[[], int]
+) -> Eviction:
     """Evicts one local copy after checking its object in S3 (docs/storage.md)."""
 
     def evict(copy: Candidate) -> bool:
         assert copy.object_key is not None
         info = store.head(copy.object_key)
-        if info is None or info.size != copy.bytes or (
-            copy.checksum is not None and info.checksum_sha256 != copy.checksum
+        if (
+            info is None
+            or info.size != copy.bytes
+            or (copy.checksum is not None and info.checksum_sha256 != copy.checksum)
         ):
-            replicas.mark_failed(index, copy.segment_id,
-                                 "object missing or changed in S3 before eviction", clock())
+            replicas.mark_failed(
+                index,
+                copy.segment_id,
+                "object missing or changed in S3 before eviction",
+                clock(),
+            )
             return False
         unlink_durably(root / copy.path)
         replicas.mark_evicted(index, copy.segment_id, clock())
-        log.warning("disk pressure: local copy evicted %s", fields(
-            camera=copy.camera_id, segment=copy.segment_id, bytes=copy.bytes))
+        log.warning(
+            "disk pressure: local copy evicted %s",
+            fields(camera=copy.camera_id, segment=copy.segment_id, bytes=copy.bytes),
+        )
         return True
 
     return evict
@@ -85,11 +94,19 @@ def verified_eviction(store: ObjectChecker, index: Index, root: Path,
 class DiskPressure:
     """Keeps the storage disk under its high water mark; see the module docstring."""
 
-    def __init__(self, index: Index, root: Path, storage: StorageConfig,
-                 store: ObjectDeleter | None, clock: Callable[[], int], *,
-                 evict: Eviction | None = None, usage: Usage = psutil.disk_usage,
-                 on_exhausted: Callable[[str], None] | None = None,
-                 on_relieved: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        index: Index,
+        root: Path,
+        storage: StorageConfig,
+        store: ObjectDeleter | None,
+        clock: Callable[[], int],
+        *,
+        evict: Eviction | None = None,
+        usage: Usage = psutil.disk_usage,
+        on_exhausted: Callable[[str], None] | None = None,
+        on_relieved: Callable[[], None] | None = None,
+    ) -> None:
         self.index = index
         self.root = root
         self.high = storage.high_water_percent
@@ -106,23 +123,33 @@ class DiskPressure:
 
     def check(self) -> PressureStatus:
         """One check: frees space if needed, stops or resumes recording. Blocking."""
-        status = PressureStatus(used_percent=self.used_percent(),
-                                exhausted=self.status.exhausted)
+        status = PressureStatus(
+            used_percent=self.used_percent(), exhausted=self.status.exhausted
+        )
         if status.used_percent >= self.high:
-            log.warning("disk above high water mark %s", fields(
-                used_percent=round(status.used_percent, 1), high=self.high, low=self.low))
+            log.warning(
+                "disk above high water mark %s",
+                fields(
+                    used_percent=round(status.used_percent, 1),
+                    high=self.high,
+                    low=self.low,
+                ),
+            )
             if self.evict is not None:
-                status.evicted = self._drain(catalogue.replicated_local_copies,
-                                             self.evict)
-            status.deleted = self._drain(catalogue.pressure_victims,
-                                         lambda c: self._delete(c, status))
+                status.evicted = self._drain(
+                    catalogue.replicated_local_copies, self.evict
+                )
+            status.deleted = self._drain(
+                catalogue.pressure_victims, lambda c: self._delete(c, status)
+            )
             status.used_percent = self.used_percent()
         self._stop_or_resume(status)
         self.status = status
         return status
 
-    def _drain(self, select: Callable[[Index, int], list[Candidate]],
-               act: Eviction) -> int:
+    def _drain(
+        self, select: Callable[[Index, int], list[Candidate]], act: Eviction
+    ) -> int:
         """Applies ``act`` to selected segments, oldest first, until below the low mark."""
         done = 0
         tried: set[int] = set()
@@ -150,15 +177,20 @@ class DiskPressure:
             status.message = (
                 f"storage disk {status.used_percent:.1f}% full (high water mark "
                 f"{self.high:g}%) and no unheld recording is left to delete: recording "
-                "stopped; release holds or free space")
-            log.critical("disk full, nothing unheld to delete; recording stopped %s", fields(
-                used_percent=round(status.used_percent, 1), root=self.root))
+                "stopped; release holds or free space"
+            )
+            log.critical(
+                "disk full, nothing unheld to delete; recording stopped %s",
+                fields(used_percent=round(status.used_percent, 1), root=self.root),
+            )
             if self.on_exhausted is not None:
                 self.on_exhausted(status.message)
             return
         if status.exhausted:
             status.exhausted = False
-            log.warning("disk below high water mark again; recording resumes %s",
-                        fields(used_percent=round(status.used_percent, 1)))
+            log.warning(
+                "disk below high water mark again; recording resumes %s",
+                fields(used_percent=round(status.used_percent, 1)),
+            )
             if self.on_relieved is not None:
                 self.on_relieved()

@@ -40,11 +40,17 @@ class Recording(Protocol):
 class RetentionService:
     """Owns the sweeper and disk pressure tasks; see the module docstring."""
 
-    def __init__(self, config: Config, index: Index,
-                 index_call: Callable[..., Awaitable[Any]], store: Any | None,
-                 recording: Recording | None, *,
-                 sweep_period_s: float = SWEEP_PERIOD_S,
-                 pressure_period_s: float = PRESSURE_PERIOD_S) -> None:
+    def __init__(
+        self,
+        config: Config,
+        index: Index,
+        index_call: Callable[..., Awaitable[Any]],
+        store: Any | None,
+        recording: Recording | None,
+        *,
+        sweep_period_s: float = SWEEP_PERIOD_S,
+        pressure_period_s: float = PRESSURE_PERIOD_S,
+    ) -> None:
         self.config = config
         self.index = index
         self.index_call = index_call
@@ -53,16 +59,22 @@ class RetentionService:
         self.recording = recording
         self.sweep_period_s = sweep_period_s
         self.pressure_period_s = pressure_period_s
-        evict = None if store is None else verified_eviction(store, index, self.root,
-                                                             wall_now_us)
-        self.pressure = DiskPressure(index, self.root, config.storage, store, wall_now_us,
-                                     evict=evict)
+        evict = (
+            None
+            if store is None
+            else verified_eviction(store, index, self.root, wall_now_us)
+        )
+        self.pressure = DiskPressure(
+            index, self.root, config.storage, store, wall_now_us, evict=evict
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         await self.index_call(seed_group_settings, self.index, self.config.groups)
-        self._tasks = [asyncio.create_task(self._sweep_forever(), name="retention-sweep"),
-                       asyncio.create_task(self._pressure_forever(), name="disk-pressure")]
+        self._tasks = [
+            asyncio.create_task(self._sweep_forever(), name="retention-sweep"),
+            asyncio.create_task(self._pressure_forever(), name="disk-pressure"),
+        ]
 
     async def stop(self) -> None:
         for task in self._tasks:

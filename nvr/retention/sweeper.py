@@ -55,13 +55,19 @@ def sweep(
     finished = deleter.complete_marked()
     if finished:
         log.info("interrupted deletions finished %s", fields(segments=finished))
-    days_by_group = index.group_retention_days() if retention_days is None else retention_days
+    days_by_group = (
+        index.group_retention_days() if retention_days is None else retention_days
+    )
     count = total_bytes = blocked = 0
     at_us = now_us()
     for group, days in sorted(days_by_group.items()):
         while count + blocked < max_segments:
-            rows = catalogue.due_for_retention(index, group, cutoff_us(at_us, days),
-                                               min(batch, max_segments - count - blocked))
+            rows = catalogue.due_for_retention(
+                index,
+                group,
+                cutoff_us(at_us, days),
+                min(batch, max_segments - count - blocked),
+            )
             for row in rows:
                 outcome = deleter.delete(row.segment_id, "retention")
                 if outcome.deletion is not None:
@@ -71,6 +77,8 @@ def sweep(
             if len(rows) < batch:
                 break
     if count or blocked:
-        log.info("retention sweep done %s", fields(segments=count, bytes=total_bytes,
-                                                   blocked=blocked))
+        log.info(
+            "retention sweep done %s",
+            fields(segments=count, bytes=total_bytes, blocked=blocked),
+        )
     return SweepResult(count, total_bytes, blocked)

@@ -20,7 +20,9 @@ from nvr.timeutil import us_to_datetime
 
 PARTIAL_DIR = "partial"
 QUARANTINE_DIR = "quarantine"
-_PARTIAL_NAME = re.compile(r"^(?P<start_us>\d+)-(?P<run_id>[A-Za-z0-9_.]+)-(?P<seq>\d+)\.mp4$")
+_PARTIAL_NAME = re.compile(
+    r"^(?P<start_us>\d+)-(?P<run_id>[A-Za-z0-9_.]+)-(?P<seq>\d+)\.mp4$"
+)
 _CLOSED_NAME = re.compile(r"^(?P<camera_id>.+)-(?P<start_us>\d+)\.mp4$")
 _HASH_CHUNK = 1 << 20
 
@@ -34,7 +36,9 @@ class PartialName:
     seq: int
 
 
-def partial_path(root: Path, camera_id: str, start_us: int, run_id: str, seq: int) -> Path:
+def partial_path(
+    root: Path, camera_id: str, start_us: int, run_id: str, seq: int
+) -> Path:
     return root / camera_id / PARTIAL_DIR / f"{start_us}-{run_id}-{seq}.mp4"
 
 
@@ -50,7 +54,11 @@ def closed_path(root: Path, camera_id: str, start_us: int) -> Path:
     """Where a closed segment lives; the date directories are its UTC start date."""
     day = us_to_datetime(start_us)
     return (
-        root / camera_id / f"{day.year:04d}" / f"{day.month:02d}" / f"{day.day:02d}"
+        root
+        / camera_id
+        / f"{day.year:04d}"
+        / f"{day.month:02d}"
+        / f"{day.day:02d}"
         / f"{camera_id}-{start_us}.mp4"
     )
 

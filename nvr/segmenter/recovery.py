@@ -78,8 +78,12 @@ def _recover_one(root: Path, camera_id: str, path: Path) -> SegmentClosed | None
     closed = finalize_segment(root, path, identity, facts, name.start_us)
     log.info(
         "partial segment recovered %s",
-        fields(camera=camera_id, segment=closed.path, fragments=len(layout.fragments),
-               bytes=closed.bytes),
+        fields(
+            camera=camera_id,
+            segment=closed.path,
+            fragments=len(layout.fragments),
+            bytes=closed.bytes,
+        ),
     )
     return closed
 
@@ -88,8 +92,12 @@ def _set_aside(root: Path, camera_id: str, path: Path, why: str) -> None:
     target = quarantine(root, camera_id, path)
     log.warning(
         "partial segment quarantined %s",
-        fields(camera=camera_id, segment=path.name, moved_to=target.relative_to(root),
-               reason=why),
+        fields(
+            camera=camera_id,
+            segment=path.name,
+            moved_to=target.relative_to(root),
+            reason=why,
+        ),
     )
 
 
@@ -111,12 +119,16 @@ def orphan_segments(
         try:
             orphans.append(describe_closed(root, path, camera_id, start_us))
         except MediaError as exc:
-            log.warning("orphan segment unreadable %s",
-                        fields(camera=camera_id, segment=relative, error=exc))
+            log.warning(
+                "orphan segment unreadable %s",
+                fields(camera=camera_id, segment=relative, error=exc),
+            )
     return orphans
 
 
-def describe_closed(root: Path, path: Path, camera_id: str, start_us: int) -> SegmentClosed:
+def describe_closed(
+    root: Path, path: Path, camera_id: str, start_us: int
+) -> SegmentClosed:
     """A SegmentClosed for a file already at its closed path (nothing is moved)."""
     layout = read_layout(path)
     if not layout.fragments:

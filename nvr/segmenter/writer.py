@@ -76,7 +76,11 @@ class SegmentWriter:
         self._video_in = video
         self._audio_in = audio
         self.path = partial_path(
-            root, identity.camera_id, provisional_start_us, identity.run_id, identity.seq
+            root,
+            identity.camera_id,
+            provisional_start_us,
+            identity.run_id,
+            identity.seq,
         )
         try:
             make_dirs_durable(self.path.parent)
@@ -97,7 +101,10 @@ class SegmentWriter:
         self._audio_origin: int | None = None
         self._pending: dict[int, AnyPacket] = {}  # input stream index -> held packet
         self._last_delta: dict[int, int] = {}
-        log.debug("segment opened %s", fields(camera=identity.camera_id, segment=self.path.name))
+        log.debug(
+            "segment opened %s",
+            fields(camera=identity.camera_id, segment=self.path.name),
+        )
 
     def _add_stream(self, template: av.stream.Stream) -> av.stream.Stream:
         stream = self._out.add_stream_from_template(template)
@@ -189,12 +196,20 @@ class SegmentWriter:
                 self._root, self.path, self._identity, self._facts(), start_us, end_us
             )
         except OSError as exc:
-            raise StorageError(f"cannot make segment {self.path} durable: {exc}") from exc
+            raise StorageError(
+                f"cannot make segment {self.path} durable: {exc}"
+            ) from exc
         log.info(
             "segment closed %s",
-            fields(camera=closed.camera_id, segment=closed.path, run=closed.run_id,
-                   seq=closed.seq, bytes=closed.bytes, media_duration=closed.media_duration,
-                   timescale=closed.timescale),
+            fields(
+                camera=closed.camera_id,
+                segment=closed.path,
+                run=closed.run_id,
+                seq=closed.seq,
+                bytes=closed.bytes,
+                media_duration=closed.media_duration,
+                timescale=closed.timescale,
+            ),
         )
         return closed
 
@@ -203,13 +218,19 @@ class SegmentWriter:
         try:
             self._out.close()
         except (av.error.FFmpegError, OSError) as exc:
-            log.warning("segment abandoned %s", fields(segment=self.path.name, error=exc))
+            log.warning(
+                "segment abandoned %s", fields(segment=self.path.name, error=exc)
+            )
         finally:
             try:
                 self._file.close()
-            except OSError as exc:  # its buffered bytes could not be written: recovery cuts
-                log.warning("segment file close failed %s",
-                            fields(segment=self.path.name, error=exc))
+            except (
+                OSError
+            ) as exc:  # its buffered bytes could not be written: recovery cuts
+                log.warning(
+                    "segment file close failed %s",
+                    fields(segment=self.path.name, error=exc),
+                )
 
     def _flush_held(self, media_end: int | None) -> None:
         video_index = self._video_in.index
@@ -224,5 +245,7 @@ class SegmentWriter:
 
     def _facts(self) -> TrackFacts:
         context = self._video_in.codec_context
-        audio = self._audio_in.codec_context.name if self._audio_in is not None else None
+        audio = (
+            self._audio_in.codec_context.name if self._audio_in is not None else None
+        )
         return TrackFacts(context.name, audio, context.width, context.height)

@@ -63,8 +63,9 @@ def free_port() -> int:
         return port
 
 
-def describe_status(port: int, *, user: str | None, password: str | None,
-                    timeout_s: float) -> int:
+def describe_status(
+    port: int, *, user: str | None, password: str | None, timeout_s: float
+) -> int:
     """Sends one raw RTSP DESCRIBE (RFC 2326 §10.2) and returns the answer's status code.
 
     Uses basic auth (RFC 2617 §2) when credentials are given. Raises OSError when the
@@ -87,7 +88,9 @@ def describe_status(port: int, *, user: str | None, password: str | None,
         while b"\r\n" not in answer:
             chunk = sock.recv(4096)
             if not chunk:
-                raise ConnectionError("RTSP server closed the connection before answering")
+                raise ConnectionError(
+                    "RTSP server closed the connection before answering"
+                )
             answer += chunk
     status_line = answer.split(b"\r\n", 1)[0].decode(errors="replace").split()
     if len(status_line) < 2 or not status_line[1].isdigit():
@@ -98,8 +101,15 @@ def describe_status(port: int, *, user: str | None, password: str | None,
 class SimulatedCamera:
     """One simulated camera: a gst-rtsp-server process serving ``clip`` looped on ``port``."""
 
-    def __init__(self, name: str, clip: Path, port: int, *,
-                 user: str | None = None, password: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        clip: Path,
+        port: int,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+    ) -> None:
         if (user is None) != (password is None):
             raise ValueError("user and password go together")
         self.name = name
@@ -128,17 +138,30 @@ class SimulatedCamera:
         check_system()
         if not self.clip.is_file():
             raise NvrError(f"simulated camera {self.name}: no clip at {self.clip}")
-        command = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port),
-                   "--mount", MOUNT, "--clip", str(self.clip)]
+        command = [
+            SYSTEM_PYTHON,
+            str(SERVER_SCRIPT),
+            "--port",
+            str(self.port),
+            "--mount",
+            MOUNT,
+            "--clip",
+            str(self.clip),
+        ]
         if self.user is not None and self.password is not None:
             command += ["--user", self.user, "--password", self.password]
         # stderr to a file, not a pipe nobody reads, so a chatty server never blocks
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
         )
-        logger.info("simulated camera started %s",
-                    fields(camera=self.name, port=self.port, pid=self._proc.pid))
+        logger.info(
+            "simulated camera started %s",
+            fields(camera=self.name, port=self.port, pid=self._proc.pid),
+        )
 
     def wait_ready(self, timeout_s: float = 20) -> float:
         """Blocks until a DESCRIBE is answered 200; returns the seconds it took.
@@ -150,11 +173,17 @@ class SimulatedCamera:
         last_problem = "no answer yet"
         while time.monotonic() < deadline:
             if not self.running:
-                raise NvrError(f"simulated camera {self.name} exited: {self._stderr_tail()}")
+                raise NvrError(
+                    f"simulated camera {self.name} exited: {self._stderr_tail()}"
+                )
             remaining = max(0.1, deadline - time.monotonic())
             try:
-                status = describe_status(self.port, user=self.user, password=self.password,
-                                         timeout_s=remaining)
+                status = describe_status(
+                    self.port,
+                    user=self.user,
+                    password=self.password,
+                    timeout_s=remaining,
+                )
             except OSError as exc:
                 last_problem = str(exc)
                 time.sleep(0.1)
@@ -175,7 +204,9 @@ class SimulatedCamera:
             try:
                 proc.wait(timeout=_STOP_GRACE_S)
             except subprocess.TimeoutExpired:
-                logger.warning("simulated camera ignored SIGTERM %s", fields(camera=self.name))
+                logger.warning(
+                    "simulated camera ignored SIGTERM %s", fields(camera=self.name)
+                )
                 proc.kill()
                 proc.wait()
         if self._stderr is not None:
@@ -202,8 +233,12 @@ class SimulatedCamera:
             raise
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 
@@ -214,8 +249,12 @@ def start_demo_cameras(workdir: Path) -> list[SimulatedCamera]:
     each has its own server process. Clips are generated under ``workdir/clips`` once.
     """
     clips = workdir / "clips"
-    h264 = make_clip(clips / clip_name("h264", audio="aac", bframes=True),
-                     "h264", audio="aac", bframes=True)
+    h264 = make_clip(
+        clips / clip_name("h264", audio="aac", bframes=True),
+        "h264",
+        audio="aac",
+        bframes=True,
+    )
     h265 = make_clip(clips / clip_name("hevc"), "hevc")
     cameras = [
         SimulatedCamera("demo-h264", h264, free_port()),

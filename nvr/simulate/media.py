@@ -64,8 +64,14 @@ def make_clip(
     B-frames between references. Blocks for the encode (about a second for 10 s at 360p).
     """
     params: dict[str, object] = {
-        "codec": codec, "audio": audio, "seconds": seconds, "fps": fps,
-        "gop_frames": gop_frames, "width": width, "height": height, "bframes": bframes,
+        "codec": codec,
+        "audio": audio,
+        "seconds": seconds,
+        "fps": fps,
+        "gop_frames": gop_frames,
+        "width": width,
+        "height": height,
+        "bframes": bframes,
     }
     container = _CONTAINERS.get(path.suffix)
     if container is None:
@@ -107,8 +113,18 @@ def _ffmpeg_command(out: Path, container: str, params: dict[str, object]) -> lis
         "drawtext=text='%{pts\\:hms}':fontsize=32:fontcolor=white"
         ":box=1:boxcolor=black@0.6:x=10:y=10"
     )
-    command = [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-               "-f", "lavfi", "-i", video_source]
+    command = [
+        FFMPEG,
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        video_source,
+    ]
     audio = params["audio"]
     if audio is not None:
         rate = 48000 if audio == "aac" else 8000
@@ -122,8 +138,17 @@ def _ffmpeg_command(out: Path, container: str, params: dict[str, object]) -> lis
         command += ["-map", "1:a", "-c:a", "pcm_alaw", "-ac", "1"]
 
     # bit-exact output: the same parameters give the same bytes on this machine
-    command += ["-map_metadata", "-1", "-fflags", "+bitexact", "-flags", "+bitexact",
-                "-f", container, str(out)]
+    command += [
+        "-map_metadata",
+        "-1",
+        "-fflags",
+        "+bitexact",
+        "-flags",
+        "+bitexact",
+        "-f",
+        container,
+        str(out),
+    ]
     return command
 
 
@@ -134,8 +159,17 @@ def _video_codec_args(params: dict[str, object]) -> list[str]:
     common = ["-pix_fmt", "yuv420p", "-threads", "1", "-g", f"{gop}"]
     if params["codec"] == "h264":
         x264 = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}:open-gop=0"
-        return [*common, "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high",
-                "-x264-params", x264]
+        return [
+            *common,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-profile:v",
+            "high",
+            "-x264-params",
+            x264,
+        ]
     x265 = (
         f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}:open-gop=0"
         ":log-level=error"

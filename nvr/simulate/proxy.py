@@ -48,8 +48,9 @@ class FaultyProxy:
         self.connections = 0  # accepted so far
         self._random = random.Random(seed)
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="proxy",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="proxy", daemon=True
+        )
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -69,13 +70,17 @@ class FaultyProxy:
         """Closes the listener and every connection, then ends the loop thread."""
         if not self._thread.is_alive():
             return
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(
+            timeout=10
+        )
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
 
     def cut(self) -> None:
         """Closes every open connection at once, as a network reset would."""
-        asyncio.run_coroutine_threadsafe(self._close_all(), self._loop).result(timeout=10)
+        asyncio.run_coroutine_threadsafe(self._close_all(), self._loop).result(
+            timeout=10
+        )
 
     async def _listen(self) -> int:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -98,7 +103,9 @@ class FaultyProxy:
             writer.close()
         self._writers.clear()
 
-    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
+    ) -> None:
         self.connections += 1
         self._writers.add(client_w)
         task = asyncio.current_task()
@@ -113,9 +120,13 @@ class FaultyProxy:
                 await self._spew(client_w)
                 return
             try:
-                camera_r, camera_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+                camera_r, camera_w = await asyncio.open_connection(
+                    "127.0.0.1", self.target_port
+                )
             except OSError as exc:
-                log.info("proxy: camera refused %s", fields(port=self.target_port, error=exc))
+                log.info(
+                    "proxy: camera refused %s", fields(port=self.target_port, error=exc)
+                )
                 return
             self._writers.add(camera_w)
             await asyncio.gather(
@@ -135,8 +146,13 @@ class FaultyProxy:
             await writer.drain()
             await asyncio.sleep(0.01)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    *, upstream: bool) -> None:
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        upstream: bool,
+    ) -> None:
         try:
             while True:
                 chunk = await reader.read(_CHUNK)
@@ -170,6 +186,10 @@ class FaultyProxy:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()

@@ -57,9 +57,19 @@ class ClipTracks:
 def probe_clip(clip: Path) -> ClipTracks:
     """Reads the clip's codecs with ffprobe; exits with a message if one is unsupported."""
     out = subprocess.run(
-        [FFPROBE, "-v", "error", "-show_entries", "stream=codec_type,codec_name",
-         "-of", "json", str(clip)],
-        check=True, capture_output=True, text=True,
+        [
+            FFPROBE,
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name",
+            "-of",
+            "json",
+            str(clip),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     streams = json.loads(out).get("streams", [])
     video = next((s["codec_name"] for s in streams if s["codec_type"] == "video"), None)
@@ -85,13 +95,36 @@ def pipeline_description(fd: int, tracks: ClipTracks) -> str:
 def start_looper(clip: Path) -> "subprocess.Popen[bytes]":
     """Starts ffmpeg copying the clip, looped and paced in real time, as Matroska on stdout."""
     return subprocess.Popen(
-        [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error",
-         "-re", "-stream_loop", "-1", "-i", str(clip),
-         "-map", "0", "-c", "copy",
-         # Note: small clusters, so the muxer hands out data frame by frame, not in bursts
-         "-cluster_time_limit", "100", "-cluster_size_limit", "32768",
-         "-flush_packets", "1", "-f", "matroska", "-live", "1", "pipe:1"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        [
+            FFMPEG,
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+            str(clip),
+            "-map",
+            "0",
+            "-c",
+            "copy",
+            # Note: small clusters, so the muxer hands out data frame by frame, not in bursts
+            "-cluster_time_limit",
+            "100",
+            "-cluster_size_limit",
+            "32768",
+            "-flush_packets",
+            "1",
+            "-f",
+            "matroska",
+            "-live",
+            "1",
+            "pipe:1",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
     )
 
 
@@ -124,7 +157,9 @@ class LoopingFactory(GstRtspServer.RTSPMediaFactory):  # type: ignore[misc]
     def do_create_element(self, url: Any) -> Any:
         proc = start_looper(self._clip)
         assert proc.stdout is not None
-        element = Gst.parse_launch(pipeline_description(proc.stdout.fileno(), self._tracks))
+        element = Gst.parse_launch(
+            pipeline_description(proc.stdout.fileno(), self._tracks)
+        )
         self._loopers[element] = proc
         return element
 
@@ -155,7 +190,9 @@ def require_credentials(server: Any, factory: Any, user: str, password: str) -> 
     server.set_auth(auth)
 
     permissions = GstRtspServer.RTSPPermissions()
-    permissions.add_permission_for_role(_ROLE, GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)
+    permissions.add_permission_for_role(
+        _ROLE, GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True
+    )
     permissions.add_permission_for_role(
         _ROLE, GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, True
     )
@@ -165,7 +202,10 @@ def require_credentials(server: Any, factory: Any, user: str, password: str) -> 
 def preload_plugins(tracks: ClipTracks) -> None:
     """Loads every element a media needs now, so the first DESCRIBE does not pay for it."""
     names = ["fdsrc", "matroskademux", "queue"]
-    for branch in (_VIDEO_BRANCH[tracks.video], _AUDIO_BRANCH.get(tracks.audio or "", "")):
+    for branch in (
+        _VIDEO_BRANCH[tracks.video],
+        _AUDIO_BRANCH.get(tracks.audio or "", ""),
+    ):
         names += [part.split()[0] for part in branch.split("!") if part.strip()]
     for name in names:
         if Gst.ElementFactory.make(name, None) is None:
@@ -205,6 +245,7 @@ def main(argv: list[str]) -> int:
     if server.attach(None) == 0:
         print(f"rtsp_server: cannot listen on 127.0.0.1:{args.port}", file=sys.stderr)
         return 1
+
     def quit_loop() -> bool:
         loop.quit()
         return False  # remove the signal source

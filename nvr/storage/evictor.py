@@ -83,7 +83,10 @@ class Evictor:
             cutoff_us = self.clock() - int(group.local_days * US_PER_DAY)
             while True:
                 candidates = await self.index_call(
-                    replicas.eviction_candidates, self.index, group.name, cutoff_us,
+                    replicas.eviction_candidates,
+                    self.index,
+                    group.name,
+                    cutoff_us,
                     EVICT_BATCH,
                 )
                 for candidate in candidates:
@@ -99,19 +102,34 @@ class Evictor:
 
     async def _evict(self, candidate: replicas.Replicated) -> int:
         info = await asyncio.to_thread(self.store.head, candidate.object_key)
-        context = fields(camera=candidate.camera_id, segment=candidate.segment_id,
-                         key=candidate.object_key)
-        if info is None or info.size != candidate.bytes or (
-            candidate.checksum is not None and info.checksum_sha256 != candidate.checksum
+        context = fields(
+            camera=candidate.camera_id,
+            segment=candidate.segment_id,
+            key=candidate.object_key,
+        )
+        if (
+            info is None
+            or info.size != candidate.bytes
+            or (
+                candidate.checksum is not None
+                and info.checksum_sha256 != candidate.checksum
+            )
         ):
             log.error("replicated object missing or changed, queued again %s", context)
-            await self.index_call(replicas.mark_failed, self.index, candidate.segment_id,
-                                  "object missing or changed in S3 before eviction",
-                                  self.clock())
+            await self.index_call(
+                replicas.mark_failed,
+                self.index,
+                candidate.segment_id,
+                "object missing or changed in S3 before eviction",
+                self.clock(),
+            )
             return 0
-        await asyncio.to_thread(functools.partial(_remove_local, self.root / candidate.path))
-        await self.index_call(replicas.mark_evicted, self.index, candidate.segment_id,
-                              self.clock())
+        await asyncio.to_thread(
+            functools.partial(_remove_local, self.root / candidate.path)
+        )
+        await self.index_call(
+            replicas.mark_evicted, self.index, candidate.segment_id, self.clock()
+        )
         log.info("local copy evicted %s", context)
         return 1
 

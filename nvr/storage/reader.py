@@ -51,7 +51,9 @@ class ObjectSegment:
 
     def read_range(self, offset: int, length: int) -> bytes:
         """Up to ``length`` bytes at ``offset`` by one ranged GET. Blocking."""
-        return self.store.read_range(self.key, offset, max(0, min(length, self.size - offset)))
+        return self.store.read_range(
+            self.key, offset, max(0, min(length, self.size - offset))
+        )
 
     def __str__(self) -> str:
         return f"s3://{self.store.bucket}/{self.key}"

@@ -85,8 +85,9 @@ def enqueue_new(index: Index, prefix: str, after_id: int, now_us: int) -> int:
     while True:
         with index.write() as session:
             rows = session.execute(
-                select(Segment.id, Segment.camera_id, Segment.start_us,
-                       Replica.segment_id)
+                select(
+                    Segment.id, Segment.camera_id, Segment.start_us, Replica.segment_id
+                )
                 .outerjoin(Replica, Replica.segment_id == Segment.id)
                 .where(Segment.id > highest)
                 .order_by(Segment.id)
@@ -95,11 +96,15 @@ def enqueue_new(index: Index, prefix: str, after_id: int, now_us: int) -> int:
             for segment_id, camera_id, start_us, existing in rows:
                 if existing is not None:
                     continue
-                session.add(Replica(
-                    segment_id=segment_id, state=ReplicaState.LOCAL.value,
-                    object_key=object_key(prefix, camera_id, start_us),
-                    attempts=0, updated_us=now_us,
-                ))
+                session.add(
+                    Replica(
+                        segment_id=segment_id,
+                        state=ReplicaState.LOCAL.value,
+                        object_key=object_key(prefix, camera_id, start_us),
+                        attempts=0,
+                        updated_us=now_us,
+                    )
+                )
             if rows:
                 highest = rows[-1][0]
         if len(rows) < ENQUEUE_BATCH:
@@ -122,58 +127,100 @@ def next_batch(index: Index, limit: int, exclude: set[int]) -> list[QueueItem]:
     with index.read() as session:
         return [
             QueueItem(
-                segment_id=segment.id, camera_id=segment.camera_id, path=segment.path,
-                start_us=segment.start_us, end_us=segment.end_us, bytes=segment.bytes,
-                sha256=segment.sha256, retention_days=retention_days,
-                state=replica.state, object_key=replica.object_key,
-                upload_id=replica.upload_id, attempts=replica.attempts,
+                segment_id=segment.id,
+                camera_id=segment.camera_id,
+                path=segment.path,
+                start_us=segment.start_us,
+                end_us=segment.end_us,
+                bytes=segment.bytes,
+                sha256=segment.sha256,
+                retention_days=retention_days,
+                state=replica.state,
+                object_key=replica.object_key,
+                upload_id=replica.upload_id,
+                attempts=replica.attempts,
             )
             for replica, segment, retention_days in session.execute(statement).all()
         ]
 
 
-def mark_uploading(index: Index, segment_id: int, upload_id: str | None,
-                   now_us: int) -> None:
+def mark_uploading(
+    index: Index, segment_id: int, upload_id: str | None, now_us: int
+) -> None:
     """Records that an upload starts (and its multipart id), before any byte is sent."""
-    _update(index, segment_id, state=ReplicaState.UPLOADING.value, upload_id=upload_id,
-            attempts=Replica.attempts + 1, updated_us=now_us)
+    _update(
+        index,
+        segment_id,
+        state=ReplicaState.UPLOADING.value,
+        upload_id=upload_id,
+        attempts=Replica.attempts + 1,
+        updated_us=now_us,
+    )
 
 
-def set_upload_id(index: Index, segment_id: int, upload_id: str | None,
-                  now_us: int) -> None:
+def set_upload_id(
+    index: Index, segment_id: int, upload_id: str | None, now_us: int
+) -> None:
     """Records a multipart upload's id as soon as S3 gives it, so a crash can abort it."""
     _update(index, segment_id, upload_id=upload_id, updated_us=now_us)
 
 
-def mark_replicated(index: Index, segment_id: int, checksum: str | None,
-                    version_id: str | None, retain_until_us: int | None,
-                    now_us: int) -> None:
+def mark_replicated(
+    index: Index,
+    segment_id: int,
+    checksum: str | None,
+    version_id: str | None,
+    retain_until_us: int | None,
+    now_us: int,
+) -> None:
     """The object was verified: the segment counts as replicated from now on."""
-    _update(index, segment_id, state=ReplicaState.REPLICATED.value, upload_id=None,
-            checksum=checksum, version_id=version_id, retain_until_us=retain_until_us,
-            last_error=None, replicated_us=now_us, updated_us=now_us)
+    _update(
+        index,
+        segment_id,
+        state=ReplicaState.REPLICATED.value,
+        upload_id=None,
+        checksum=checksum,
+        version_id=version_id,
+        retain_until_us=retain_until_us,
+        last_error=None,
+        replicated_us=now_us,
+        updated_us=now_us,
+    )
 
 
 def mark_failed(index: Index, segment_id: int, error: str, now_us: int) -> None:
     """The upload failed; the segment stays queued as ``local`` with the reason."""
-    _update(index, segment_id, state=ReplicaState.LOCAL.value, upload_id=None,
-            last_error=error[:2000], updated_us=now_us)
+    _update(
+        index,
+        segment_id,
+        state=ReplicaState.LOCAL.value,
+        upload_id=None,
+        last_error=error[:2000],
+        updated_us=now_us,
+    )
 
 
 def mark_evicted(index: Index, segment_id: int, now_us: int) -> None:
-    _update(index, segment_id, state=ReplicaState.EVICTED.value, evicted_us=now_us,
-            updated_us=now_us)
+    _update(
+        index,
+        segment_id,
+        state=ReplicaState.EVICTED.value,
+        evicted_us=now_us,
+        updated_us=now_us,
+    )
 
 
 def _update(index: Index, segment_id: int, **values: object) -> None:
     # A segment deleted by retention meanwhile takes its row with it: nothing to do.
     with index.write() as session:
-        session.execute(update(Replica).where(Replica.segment_id == segment_id)
-                        .values(**values))
+        session.execute(
+            update(Replica).where(Replica.segment_id == segment_id).values(**values)
+        )
 
 
-def eviction_candidates(index: Index, group: str, end_before_us: int,
-                        limit: int) -> list[Replicated]:
+def eviction_candidates(
+    index: Index, group: str, end_before_us: int, limit: int
+) -> list[Replicated]:
     """Replicated segments of ``group`` that ended before ``end_before_us``, oldest first."""
     statement = (
         select(Replica, Segment)
@@ -187,9 +234,14 @@ def eviction_candidates(index: Index, group: str, end_before_us: int,
     )
     with index.read() as session:
         return [
-            Replicated(segment_id=segment.id, camera_id=segment.camera_id,
-                       path=segment.path, bytes=segment.bytes,
-                       object_key=replica.object_key, checksum=replica.checksum)
+            Replicated(
+                segment_id=segment.id,
+                camera_id=segment.camera_id,
+                path=segment.path,
+                bytes=segment.bytes,
+                object_key=replica.object_key,
+                checksum=replica.checksum,
+            )
             for replica, segment in session.execute(statement).all()
         ]
 
@@ -201,8 +253,9 @@ def states(index: Index, segment_ids: list[int]) -> dict[int, str]:
         for start in range(0, len(segment_ids), 500):
             chunk = segment_ids[start : start + 500]
             rows = session.execute(
-                select(Replica.segment_id, Replica.state)
-                .where(Replica.segment_id.in_(chunk))
+                select(Replica.segment_id, Replica.state).where(
+                    Replica.segment_id.in_(chunk)
+                )
             ).all()
             found.update({segment_id: state for segment_id, state in rows})
     return {sid: found.get(sid, ReplicaState.LOCAL.value) for sid in segment_ids}
@@ -233,7 +286,8 @@ def backlog(index: Index) -> Backlog:
         ).one()
         oldest = session.execute(
             select(pending.c.id, pending.c.camera_id, pending.c.start_us)
-            .order_by(pending.c.start_us, pending.c.id).limit(1)
+            .order_by(pending.c.start_us, pending.c.id)
+            .limit(1)
         ).first()
     if oldest is None:
         return Backlog(int(count), int(total), None, None, None)
@@ -245,7 +299,9 @@ def totals(index: Index) -> dict[str, TierTotals]:
     settled = (ReplicaState.REPLICATED.value, ReplicaState.EVICTED.value)
     with index.read() as session:
         rows = session.execute(
-            select(Replica.state, func.count(), func.coalesce(func.sum(Segment.bytes), 0))
+            select(
+                Replica.state, func.count(), func.coalesce(func.sum(Segment.bytes), 0)
+            )
             .join(Segment, and_(Segment.id == Replica.segment_id))
             .where(Replica.state.in_(settled))
             .group_by(Replica.state)

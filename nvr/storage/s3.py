@@ -43,10 +43,23 @@ LockMode = Literal["GOVERNANCE", "COMPLIANCE"]
 SMALL_READ_BYTES = 64 * 1024
 SMALL_READ_CACHE_ENTRIES = 512
 
-_RETRYABLE_CODES = {"SlowDown", "RequestTimeout", "ServiceUnavailable", "InternalError",
-                    "Throttling", "RequestTimeTooSkewed"}
-_REFUSING_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied",
-                   "NoSuchBucket", "InvalidToken", "ExpiredToken", "403"}
+_RETRYABLE_CODES = {
+    "SlowDown",
+    "RequestTimeout",
+    "ServiceUnavailable",
+    "InternalError",
+    "Throttling",
+    "RequestTimeTooSkewed",
+}
+_REFUSING_CODES = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AccessDenied",
+    "NoSuchBucket",
+    "InvalidToken",
+    "ExpiredToken",
+    "403",
+}
 
 
 @dataclass(frozen=True)
@@ -66,7 +79,9 @@ class S3Store:
     def __init__(self, config: S3Config, client: Any | None = None) -> None:
         self.config = config
         self.bucket = config.bucket
-        self.where = f"bucket {config.bucket} at {redact_url(config.endpoint_url or 'AWS')}"
+        self.where = (
+            f"bucket {config.bucket} at {redact_url(config.endpoint_url or 'AWS')}"
+        )
         self._client = client if client is not None else make_client(config)
         self._small_reads: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
         self._small_lock = threading.Lock()
@@ -85,56 +100,97 @@ class S3Store:
             if _code(exc) == "ObjectLockConfigurationNotFoundError":
                 answer = {}
             else:
-                raise _classify(exc, "read the Object Lock configuration", self.where) from exc
+                raise _classify(
+                    exc, "read the Object Lock configuration", self.where
+                ) from exc
         except BotoCoreError as exc:
-            raise _classify(exc, "read the Object Lock configuration", self.where) from exc
+            raise _classify(
+                exc, "read the Object Lock configuration", self.where
+            ) from exc
         enabled = answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled")
         if enabled != "Enabled":
             raise ObjectStoreRefused(
                 f"{self.where} has no Object Lock, but s3.object_lock = "
                 f"{self.config.object_lock!r}: create the bucket with Object Lock enabled "
-                "or set object_lock = \"off\""
+                'or set object_lock = "off"'
             )
 
     # writing
 
-    def put(self, key: str, body: bytes, checksum_sha256: str,
-            lock: tuple[LockMode, int] | None) -> None:
+    def put(
+        self,
+        key: str,
+        body: bytes,
+        checksum_sha256: str,
+        lock: tuple[LockMode, int] | None,
+    ) -> None:
         """Stores ``body`` in one request; the server rejects it unless its SHA-256 is
         ``checksum_sha256`` (base64). ``lock`` is (mode, retain-until µs). Blocking."""
-        self._call("upload", self._client.put_object, Bucket=self.bucket, Key=key,
-                   Body=body, ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum_sha256,
-                   ContentType="video/mp4", **_lock_args(lock))
+        self._call(
+            "upload",
+            self._client.put_object,
+            Bucket=self.bucket,
+            Key=key,
+            Body=body,
+            ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=checksum_sha256,
+            ContentType="video/mp4",
+            **_lock_args(lock),
+        )
 
     def create_multipart(self, key: str, lock: tuple[LockMode, int] | None) -> str:
         """Starts a multipart upload with SHA-256 part checksums; returns its id."""
-        answer = self._call("start a multipart upload", self._client.create_multipart_upload,
-                            Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256",
-                            ContentType="video/mp4", **_lock_args(lock))
+        answer = self._call(
+            "start a multipart upload",
+            self._client.create_multipart_upload,
+            Bucket=self.bucket,
+            Key=key,
+            ChecksumAlgorithm="SHA256",
+            ContentType="video/mp4",
+            **_lock_args(lock),
+        )
         return str(answer["UploadId"])
 
-    def upload_part(self, key: str, upload_id: str, number: int, body: bytes,
-                    checksum_sha256: str) -> str:
+    def upload_part(
+        self, key: str, upload_id: str, number: int, body: bytes, checksum_sha256: str
+    ) -> str:
         """Uploads part ``number`` (from 1), checked by the server; returns its ETag."""
-        answer = self._call("upload a part", self._client.upload_part, Bucket=self.bucket,
-                            Key=key, UploadId=upload_id, PartNumber=number, Body=body,
-                            ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum_sha256)
+        answer = self._call(
+            "upload a part",
+            self._client.upload_part,
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body,
+            ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=checksum_sha256,
+        )
         return str(answer["ETag"])
 
-    def complete_multipart(self, key: str, upload_id: str,
-                           parts: list[tuple[int, str, str]]) -> None:
+    def complete_multipart(
+        self, key: str, upload_id: str, parts: list[tuple[int, str, str]]
+    ) -> None:
         """Completes the upload from (number, etag, checksum) of every part."""
-        listed = [{"PartNumber": n, "ETag": etag, "ChecksumSHA256": checksum}
-                  for n, etag, checksum in parts]
-        self._call("complete a multipart upload", self._client.complete_multipart_upload,
-                   Bucket=self.bucket, Key=key, UploadId=upload_id,
-                   MultipartUpload={"Parts": listed})
+        listed = [
+            {"PartNumber": n, "ETag": etag, "ChecksumSHA256": checksum}
+            for n, etag, checksum in parts
+        ]
+        self._call(
+            "complete a multipart upload",
+            self._client.complete_multipart_upload,
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": listed},
+        )
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         """Drops an unfinished multipart upload; one already gone is not an error."""
         try:
-            self._client.abort_multipart_upload(Bucket=self.bucket, Key=key,
-                                                UploadId=upload_id)
+            self._client.abort_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id
+            )
         except ClientError as exc:
             if _code(exc) in ("NoSuchUpload", "404"):
                 return
@@ -150,8 +206,10 @@ class S3Store:
         except ClientError as exc:
             if _code(exc) == "AccessDenied" and version_id is not None:
                 # Deleting a locked version is refused with 403 (S3 Object Lock).
-                raise ObjectRejected(f"cannot delete {key} version {version_id}: "
-                                     "its Object Lock has not expired") from exc
+                raise ObjectRejected(
+                    f"cannot delete {key} version {version_id}: "
+                    "its Object Lock has not expired"
+                ) from exc
             raise _classify(exc, "delete", self.where) from exc
         except BotoCoreError as exc:
             raise _classify(exc, "delete", self.where) from exc
@@ -161,8 +219,9 @@ class S3Store:
     def head(self, key: str) -> ObjectInfo | None:
         """Size, checksum and lock of the object, or None if there is none. Blocking."""
         try:
-            answer = self._client.head_object(Bucket=self.bucket, Key=key,
-                                              ChecksumMode="ENABLED")
+            answer = self._client.head_object(
+                Bucket=self.bucket, Key=key, ChecksumMode="ENABLED"
+            )
         except ClientError as exc:
             if _code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -190,8 +249,13 @@ class S3Store:
                 if cached is not None:
                     self._small_reads.move_to_end(cache_key)
                     return cached
-        answer = self._call("read", self._client.get_object, Bucket=self.bucket, Key=key,
-                            Range=f"bytes={offset}-{offset + length - 1}")
+        answer = self._call(
+            "read",
+            self._client.get_object,
+            Bucket=self.bucket,
+            Key=key,
+            Range=f"bytes={offset}-{offset + length - 1}",
+        )
         try:
             data = bytes(answer["Body"].read())
         except BotoCoreError as exc:
@@ -214,8 +278,10 @@ def make_client(config: S3Config) -> Any:
     """A boto3 S3 client for ``config``; credentials from the AWS chain unless the
     config holds keys. Built once: creating a client costs tens of milliseconds."""
     if config.access_key_id is not None:
-        log.warning("s3 keys read from the config file; prefer AWS_ACCESS_KEY_ID and "
-                    "AWS_SECRET_ACCESS_KEY or the AWS credentials file")
+        log.warning(
+            "s3 keys read from the config file; prefer AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY or the AWS credentials file"
+        )
     session = boto3.session.Session(
         aws_access_key_id=config.access_key_id,
         aws_secret_access_key=config.secret_access_key,
@@ -260,7 +326,9 @@ def _status(exc: ClientError) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
 
-def _classify(exc: ClientError | BotoCoreError, what: str, where: str) -> ObjectStoreError:
+def _classify(
+    exc: ClientError | BotoCoreError, what: str, where: str
+) -> ObjectStoreError:
     """The ObjectStoreError kind for a botocore failure, with a message for operators."""
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return ObjectStoreRefused(
@@ -268,8 +336,9 @@ def _classify(exc: ClientError | BotoCoreError, what: str, where: str) -> Object
             "and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
         )
     if isinstance(exc, BotoCoreError):
-        return ObjectStoreUnavailable(f"cannot {what}: {where} unreachable: "
-                                      f"{redact_text(str(exc))}")
+        return ObjectStoreUnavailable(
+            f"cannot {what}: {where} unreachable: {redact_text(str(exc))}"
+        )
     code, status = _code(exc), _status(exc)
     detail = f"{status} {code}".strip()
     if status >= 500 or code in _RETRYABLE_CODES:
@@ -277,7 +346,10 @@ def _classify(exc: ClientError | BotoCoreError, what: str, where: str) -> Object
     if code in ("404", "NoSuchBucket") and what == "check the bucket":
         return ObjectStoreRefused(f"cannot {what}: {where} does not exist ({detail})")
     if status == 403 or code in _REFUSING_CODES:
-        return ObjectStoreRefused(f"cannot {what}: {where} refused the credentials or "
-                                  f"the request ({detail})")
-    return ObjectRejected(f"cannot {what}: {where} rejected it ({detail}: "
-                          f"{exc.response.get('Error', {}).get('Message', '')})")
+        return ObjectStoreRefused(
+            f"cannot {what}: {where} refused the credentials or the request ({detail})"
+        )
+    return ObjectRejected(
+        f"cannot {what}: {where} rejected it ({detail}: "
+        f"{exc.response.get('Error', {}).get('Message', '')})"
+    )

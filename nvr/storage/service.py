@@ -56,20 +56,38 @@ class Replication:
         self.index_call = index_call
         self.root = Path(config.storage.root)
         self.store = store if store is not None else S3Store(config.s3)
-        self.evictor = Evictor(self.store, index, index_call, self.root, config.groups,
-                               clock=clock,
-                               **({} if evict_interval_s is None
-                                  else {"interval_s": evict_interval_s}))
-        self.uploader = Uploader(self.store, index, index_call, self.root, config.s3,
-                                 clock=clock, on_replicated=self.evictor.wake,
-                                 **({} if poll_s is None else {"poll_s": poll_s}))
+        self.evictor = Evictor(
+            self.store,
+            index,
+            index_call,
+            self.root,
+            config.groups,
+            clock=clock,
+            **({} if evict_interval_s is None else {"interval_s": evict_interval_s}),
+        )
+        self.uploader = Uploader(
+            self.store,
+            index,
+            index_call,
+            self.root,
+            config.s3,
+            clock=clock,
+            on_replicated=self.evictor.wake,
+            **({} if poll_s is None else {"poll_s": poll_s}),
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         """Starts the upload queue and the evictor as background tasks."""
-        log.info("s3 replication starting %s", fields(
-            endpoint=redact_url(self.s3.endpoint_url or "AWS"), bucket=self.s3.bucket,
-            object_lock=self.s3.object_lock, concurrency=self.s3.upload_concurrency))
+        log.info(
+            "s3 replication starting %s",
+            fields(
+                endpoint=redact_url(self.s3.endpoint_url or "AWS"),
+                bucket=self.s3.bucket,
+                object_lock=self.s3.object_lock,
+                concurrency=self.s3.upload_concurrency,
+            ),
+        )
         self._tasks = [
             asyncio.create_task(self.uploader.run(), name="s3-uploader"),
             asyncio.create_task(self.evictor.run(), name="s3-evictor"),
@@ -88,20 +106,24 @@ class Replication:
 
     async def tiers(self, rows: Sequence[SegmentRow]) -> dict[int, str]:
         """Where each segment lives: ``local``, ``local+s3`` or ``s3``."""
-        found = await self.index_call(replicas.states, self.index, [row.id for row in rows])
+        found = await self.index_call(
+            replicas.states, self.index, [row.id for row in rows]
+        )
         return {segment_id: TIERS[state] for segment_id, state in found.items()}
 
     async def locations(self, rows: Sequence[SegmentRow]) -> list[SegmentLocation]:
         """Where to read each segment: its local path while it is only local, else a
         reader falling back to S3 (a replicated local copy may be evicted any moment)."""
-        keys = await self.index_call(replicas.object_keys, self.index,
-                                     [row.id for row in rows])
+        keys = await self.index_call(
+            replicas.object_keys, self.index, [row.id for row in rows]
+        )
         located: list[SegmentLocation] = []
         for row in rows:
             path = self.root / row.path
             key = keys.get(row.id)
-            located.append(path if key is None
-                           else TieredSegment(path, key, row.bytes, self.store))
+            located.append(
+                path if key is None else TieredSegment(path, key, row.bytes, self.store)
+            )
         return located
 
     # status
@@ -115,9 +137,11 @@ class Replication:
         oldest = None
         if backlog.oldest_segment_id is not None:
             assert backlog.oldest_start_us is not None
-            oldest = {"segment": backlog.oldest_segment_id,
-                      "camera": backlog.oldest_camera_id,
-                      "start": format_rfc3339(backlog.oldest_start_us)}
+            oldest = {
+                "segment": backlog.oldest_segment_id,
+                "camera": backlog.oldest_camera_id,
+                "start": format_rfc3339(backlog.oldest_start_us),
+            }
         return {
             "s3": {
                 "enabled": True,
@@ -130,14 +154,23 @@ class Replication:
                 "last_success_time": _time(status.last_success_us),
                 "next_retry_time": _time(status.retry_at_us),
             },
-            "backlog": {"segments": backlog.segments, "bytes": backlog.bytes,
-                        "oldest_unreplicated": oldest,
-                        "uploading": sorted(status.uploading)},
-            "replicated": {"segments": totals["replicated"].segments,
-                           "bytes": totals["replicated"].bytes},
-            "evicted": {"segments": totals["evicted"].segments,
-                        "bytes": totals["evicted"].bytes},
-            "segment_errors": [{"segment": sid, "error": error} for sid, error in errors],
+            "backlog": {
+                "segments": backlog.segments,
+                "bytes": backlog.bytes,
+                "oldest_unreplicated": oldest,
+                "uploading": sorted(status.uploading),
+            },
+            "replicated": {
+                "segments": totals["replicated"].segments,
+                "bytes": totals["replicated"].bytes,
+            },
+            "evicted": {
+                "segments": totals["evicted"].segments,
+                "bytes": totals["evicted"].bytes,
+            },
+            "segment_errors": [
+                {"segment": sid, "error": error} for sid, error in errors
+            ],
         }
 
 

@@ -33,8 +33,16 @@ REGION = "us-east-1"
 
 # weed mini components and the flag naming each listening port.
 _PORT_FLAGS = (
-    "s3.port", "s3.port.grpc", "master.port", "master.port.grpc", "volume.port",
-    "volume.port.grpc", "filer.port", "filer.port.grpc", "admin.port", "admin.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "admin.port",
+    "admin.port.grpc",
 )
 
 
@@ -75,33 +83,58 @@ class SeaweedServer:
         self.access_key = ACCESS_KEY
         self.secret_key = SECRET_KEY
         self.identities = workdir / "s3-identities.json"
-        self.identities.write_text(json.dumps({"identities": [{
-            "name": "nvr",
-            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]}))
+        self.identities.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "nvr",
+                            "credentials": [
+                                {"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}
+                            ],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
         self.log_path = workdir / "weed.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
         """Environment variables giving an AWS SDK (or ``nvr serve``) these credentials."""
-        return {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-                "AWS_DEFAULT_REGION": REGION}
+        return {
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": REGION,
+        }
 
     def start(self, timeout_s: float = 60) -> None:
         """Starts the server and waits until S3 answers. Blocking."""
         command = [
-            self.weed, "mini", f"-dir={self.data_dir}", "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1", f"-s3.config={self.identities}", "-webdav=false",
-            "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            self.weed,
+            "mini",
+            f"-dir={self.data_dir}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-s3.config={self.identities}",
+            "-webdav=false",
+            "-admin.ui=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
             "-master.telemetry=false",
             f"-filer.localSocket={self.workdir / 'filer.sock'}",
             f"-s3.localSocket={self.workdir / 's3.sock'}",
         ]
         command += [f"-{flag}={port}" for flag, port in self.ports.items()]
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                        cwd=self.workdir, start_new_session=True)
+        self.process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            start_new_session=True,
+        )
         log.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -111,8 +144,9 @@ class SeaweedServer:
                 return
             time.sleep(0.25)
         self.stop()
-        raise RuntimeError(f"weed mini did not serve S3 within {timeout_s} s: "
-                           f"{self.log_tail()}")
+        raise RuntimeError(
+            f"weed mini did not serve S3 within {timeout_s} s: {self.log_tail()}"
+        )
 
     def stop(self) -> None:
         """Stops the server (SIGTERM, then SIGKILL after 10 s); data stays. Blocking."""
@@ -129,20 +163,28 @@ class SeaweedServer:
 
     def log_tail(self, lines: int = 30) -> str:
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            return "\n".join(
+                self.log_path.read_text(errors="replace").splitlines()[-lines:]
+            )
         except OSError:
             return ""
 
     def client(self, secret_key: str | None = None) -> Any:
         """A boto3 client with this server's keys (or a wrong ``secret_key``)."""
         return boto3.client(
-            "s3", endpoint_url=self.endpoint_url, region_name=REGION,
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
             aws_access_key_id=ACCESS_KEY,
             aws_secret_access_key=secret_key or SECRET_KEY,
-            config=BotoConfig(retries={"max_attempts": 1}, connect_timeout=3,
-                              read_timeout=10, s3={"addressing_style": "path"},
-                              request_checksum_calculation="when_required",
-                              response_checksum_validation="when_required"),
+            config=BotoConfig(
+                retries={"max_attempts": 1},
+                connect_timeout=3,
+                read_timeout=10,
+                s3={"addressing_style": "path"},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
         )
 
     def create_bucket(self, name: str, object_lock: bool = False) -> None:
@@ -151,7 +193,9 @@ class SeaweedServer:
         deadline = time.monotonic() + 30
         while True:
             try:
-                client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=object_lock)
+                client.create_bucket(
+                    Bucket=name, ObjectLockEnabledForBucket=object_lock
+                )
                 return
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code")

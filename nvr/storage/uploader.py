@@ -108,8 +108,9 @@ class Uploader:
         self.status = ReplicationStatus()
         self._on_replicated = on_replicated
         self._poll_s = poll_s
-        self._executor = ThreadPoolExecutor(config.upload_concurrency + 1,
-                                            thread_name_prefix="s3-upload")
+        self._executor = ThreadPoolExecutor(
+            config.upload_concurrency + 1, thread_name_prefix="s3-upload"
+        )
         self._backoff = Backoff(RETRY_INITIAL_S, config.retry_max_seconds)
         self._segment_backoff: dict[int, Backoff] = {}
         self._not_before: dict[int, float] = {}  # segment id -> loop time
@@ -158,7 +159,10 @@ class Uploader:
             if not await self._probe():
                 return
         self._after_id = await self.index_call(
-            replicas.enqueue_new, self.index, self.config.prefix, self._after_id,
+            replicas.enqueue_new,
+            self.index,
+            self.config.prefix,
+            self._after_id,
             self.clock(),
         )
         await self._launch()
@@ -176,7 +180,9 @@ class Uploader:
     async def _probe(self) -> bool:
         """Checks the bucket (and its Object Lock); True when uploads may go on."""
         try:
-            await self._blocking(self.store.check_bucket, self.config.object_lock != "off")
+            await self._blocking(
+                self.store.check_bucket, self.config.object_lock != "off"
+            )
         except ObjectStoreError as exc:
             self._block(exc)
             return False
@@ -197,8 +203,11 @@ class Uploader:
         message = str(exc)
         if message != self.status.last_error or state != self.status.state:
             level = logging.ERROR if state == "refused" else logging.WARNING
-            log.log(level, "s3 replication paused %s",
-                    fields(state=state, error=message, retry_s=round(delay_s, 1)))
+            log.log(
+                level,
+                "s3 replication paused %s",
+                fields(state=state, error=message, retry_s=round(delay_s, 1)),
+            )
         self.status.state = state
         self.status.last_error = message
         self.status.last_error_us = self.clock()
@@ -210,8 +219,9 @@ class Uploader:
             return
         now = asyncio.get_running_loop().time()
         waiting = {sid for sid, at in self._not_before.items() if at > now}
-        items = await self.index_call(replicas.next_batch, self.index, free,
-                                      set(self._tasks) | waiting)
+        items = await self.index_call(
+            replicas.next_batch, self.index, free, set(self._tasks) | waiting
+        )
         for item in items:
             task = asyncio.create_task(self._replicate(item))
             self._tasks[item.segment_id] = task
@@ -225,8 +235,11 @@ class Uploader:
         if task.cancelled() or task.exception() is None:
             return
         # A bug in one upload must not stop replication: log it, retry the segment later.
-        log.error("segment upload crashed %s", fields(segment=segment_id),
-                  exc_info=task.exception())
+        log.error(
+            "segment upload crashed %s",
+            fields(segment=segment_id),
+            exc_info=task.exception(),
+        )
         loop = asyncio.get_running_loop()
         self._not_before[segment_id] = loop.time() + self.config.retry_max_seconds
 
@@ -234,8 +247,9 @@ class Uploader:
 
     async def _replicate(self, item: QueueItem) -> None:
         """Replicates one segment; failures are recorded, never raised."""
-        context = fields(camera=item.camera_id, segment=item.segment_id,
-                         key=item.object_key)
+        context = fields(
+            camera=item.camera_id, segment=item.segment_id, key=item.object_key
+        )
         try:
             await self._upload_and_verify(item)
         except (ObjectStoreUnavailable, ObjectStoreRefused) as exc:
@@ -247,13 +261,20 @@ class Uploader:
             delay_s = self._segment_backoff.setdefault(
                 item.segment_id, Backoff(RETRY_INITIAL_S, self.config.retry_max_seconds)
             ).next()
-            self._not_before[item.segment_id] = asyncio.get_running_loop().time() + delay_s
-            log.warning("segment upload failed %s %s", context,
-                        fields(error=str(exc), retry_s=round(delay_s, 1)))
+            self._not_before[item.segment_id] = (
+                asyncio.get_running_loop().time() + delay_s
+            )
+            log.warning(
+                "segment upload failed %s %s",
+                context,
+                fields(error=str(exc), retry_s=round(delay_s, 1)),
+            )
             await self._record_failure(item, str(exc))
             return
         except StorageError as exc:
-            log.error("replication state not recorded %s %s", context, fields(error=exc))
+            log.error(
+                "replication state not recorded %s %s", context, fields(error=exc)
+            )
             return
         self._segment_backoff.pop(item.segment_id, None)
         self._not_before.pop(item.segment_id, None)
@@ -265,11 +286,14 @@ class Uploader:
 
     async def _record_failure(self, item: QueueItem, error: str) -> None:
         try:
-            await self.index_call(replicas.mark_failed, self.index, item.segment_id, error,
-                                  self.clock())
+            await self.index_call(
+                replicas.mark_failed, self.index, item.segment_id, error, self.clock()
+            )
         except StorageError as exc:
-            log.error("replication failure not recorded %s",
-                      fields(segment=item.segment_id, error=exc))
+            log.error(
+                "replication failure not recorded %s",
+                fields(segment=item.segment_id, error=exc),
+            )
 
     async def _upload_and_verify(self, item: QueueItem) -> None:
         lock = self._lock(item)
@@ -277,8 +301,9 @@ class Uploader:
         if item.attempts > 0 or item.state == replicas.ReplicaState.UPLOADING:
             if await self._already_stored(item, path, lock):
                 return
-        await self.index_call(replicas.mark_uploading, self.index, item.segment_id, None,
-                              self.clock())
+        await self.index_call(
+            replicas.mark_uploading, self.index, item.segment_id, None, self.clock()
+        )
         if item.bytes < self.config.multipart_threshold_mb * MIB:
             body = await self._blocking(_read_whole, path, item.bytes)
             expected = sha256_base64(item.sha256)
@@ -288,12 +313,19 @@ class Uploader:
         info = await self._blocking(self.store.head, item.object_key)
         _verify(info, item, expected, lock)
         assert info is not None  # _verify raised otherwise
-        await self.index_call(replicas.mark_replicated, self.index, item.segment_id,
-                              info.checksum_sha256, info.version_id,
-                              None if lock is None else lock[1], self.clock())
+        await self.index_call(
+            replicas.mark_replicated,
+            self.index,
+            item.segment_id,
+            info.checksum_sha256,
+            info.version_id,
+            None if lock is None else lock[1],
+            self.clock(),
+        )
 
-    async def _already_stored(self, item: QueueItem, path: Path,
-                              lock: tuple[LockMode, int] | None) -> bool:
+    async def _already_stored(
+        self, item: QueueItem, path: Path, lock: tuple[LockMode, int] | None
+    ) -> bool:
         """After a crash or a lost answer: True (and the row marked) if the object is
         already there intact; aborts a leftover multipart upload otherwise."""
         info = await self._blocking(self.store.head, item.object_key)
@@ -302,27 +334,41 @@ class Uploader:
             try:
                 _verify(info, item, expected, lock)
             except ObjectRejected:
-                log.info("stored object differs, uploading again %s",
-                         fields(segment=item.segment_id, key=item.object_key))
+                log.info(
+                    "stored object differs, uploading again %s",
+                    fields(segment=item.segment_id, key=item.object_key),
+                )
             else:
                 await self.index_call(
-                    replicas.mark_replicated, self.index, item.segment_id,
-                    info.checksum_sha256, info.version_id,
-                    None if lock is None else lock[1], self.clock(),
+                    replicas.mark_replicated,
+                    self.index,
+                    item.segment_id,
+                    info.checksum_sha256,
+                    info.version_id,
+                    None if lock is None else lock[1],
+                    self.clock(),
                 )
-                log.info("segment found already stored %s",
-                         fields(segment=item.segment_id, key=item.object_key))
+                log.info(
+                    "segment found already stored %s",
+                    fields(segment=item.segment_id, key=item.object_key),
+                )
                 return True
         if item.upload_id is not None:
-            await self._blocking(self.store.abort_multipart, item.object_key, item.upload_id)
+            await self._blocking(
+                self.store.abort_multipart, item.object_key, item.upload_id
+            )
         return False
 
-    async def _upload_parts(self, item: QueueItem, path: Path,
-                            lock: tuple[LockMode, int] | None) -> str:
+    async def _upload_parts(
+        self, item: QueueItem, path: Path, lock: tuple[LockMode, int] | None
+    ) -> str:
         """Multipart upload with a SHA-256 per part; returns the composite checksum."""
-        upload_id = await self._blocking(self.store.create_multipart, item.object_key, lock)
-        await self.index_call(replicas.set_upload_id, self.index, item.segment_id,
-                              upload_id, self.clock())
+        upload_id = await self._blocking(
+            self.store.create_multipart, item.object_key, lock
+        )
+        await self.index_call(
+            replicas.set_upload_id, self.index, item.segment_id, upload_id, self.clock()
+        )
         part_bytes = self.config.part_size_mb * MIB
         whole = hashlib.sha256()
         parts: list[tuple[int, str, str]] = []
@@ -333,17 +379,26 @@ class Uploader:
             whole.update(body)
             digest = hashlib.sha256(body).digest()
             checksum = sha256_base64(digest.hex())
-            etag = await self._blocking(self.store.upload_part, item.object_key, upload_id,
-                                        number, body, checksum)
+            etag = await self._blocking(
+                self.store.upload_part,
+                item.object_key,
+                upload_id,
+                number,
+                body,
+                checksum,
+            )
             parts.append((number, etag, checksum))
             digests.append(digest)
         if whole.hexdigest() != item.sha256:
             # Parts are checked against checksums computed here, so only this comparison
             # catches a local file that no longer matches what was indexed.
             await self._blocking(self.store.abort_multipart, item.object_key, upload_id)
-            raise ObjectRejected(f"{path}: content no longer matches its indexed SHA-256")
-        await self._blocking(self.store.complete_multipart, item.object_key, upload_id,
-                             parts)
+            raise ObjectRejected(
+                f"{path}: content no longer matches its indexed SHA-256"
+            )
+        await self._blocking(
+            self.store.complete_multipart, item.object_key, upload_id, parts
+        )
         return composite_sha256(digests)
 
     def _expected_checksum(self, path: Path, item: QueueItem) -> str:
@@ -352,8 +407,9 @@ class Uploader:
             return sha256_base64(item.sha256)
         part_bytes = self.config.part_size_mb * MIB
         digests = [
-            hashlib.sha256(_read_part(path, offset, min(part_bytes, item.bytes - offset)))
-            .digest()
+            hashlib.sha256(
+                _read_part(path, offset, min(part_bytes, item.bytes - offset))
+            ).digest()
             for offset in range(0, item.bytes, part_bytes)
         ]
         return composite_sha256(digests)
@@ -372,27 +428,43 @@ class Uploader:
 
     async def _blocking(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(function, *args))
+        return await loop.run_in_executor(
+            self._executor, functools.partial(function, *args)
+        )
 
 
-def _verify(info: ObjectInfo | None, item: QueueItem, expected: str,
-            lock: tuple[LockMode, int] | None) -> None:
+def _verify(
+    info: ObjectInfo | None,
+    item: QueueItem,
+    expected: str,
+    lock: tuple[LockMode, int] | None,
+) -> None:
     """Raises ObjectRejected unless the stored object is the segment, locked as asked."""
     if info is None:
         raise ObjectRejected(f"{item.object_key}: not found after upload")
     if info.size != item.bytes:
-        raise ObjectRejected(f"{item.object_key}: stored size {info.size} bytes, "
-                             f"segment has {item.bytes}")
+        raise ObjectRejected(
+            f"{item.object_key}: stored size {info.size} bytes, "
+            f"segment has {item.bytes}"
+        )
     if info.checksum_sha256 != expected:
-        raise ObjectRejected(f"{item.object_key}: stored SHA-256 {info.checksum_sha256} "
-                             f"is not {expected}")
+        raise ObjectRejected(
+            f"{item.object_key}: stored SHA-256 {info.checksum_sha256} "
+            f"is not {expected}"
+        )
     if lock is None:
         return
     mode, until_us = lock
     if info.lock_mode != mode or (info.retain_until_us or 0) < until_us - LOCK_SLACK_US:
-        shown = None if info.retain_until_us is None else format_rfc3339(info.retain_until_us)
-        raise ObjectRejected(f"{item.object_key}: lock is {info.lock_mode} until {shown}, "
-                             f"expected {mode} until {format_rfc3339(until_us)}")
+        shown = (
+            None
+            if info.retain_until_us is None
+            else format_rfc3339(info.retain_until_us)
+        )
+        raise ObjectRejected(
+            f"{item.object_key}: lock is {info.lock_mode} until {shown}, "
+            f"expected {mode} until {format_rfc3339(until_us)}"
+        )
 
 
 def _read_whole(path: Path, size: int) -> bytes:

@@ -34,8 +34,13 @@ def archive(tmp_path: Path, api_media: dict[str, list[Path]]) -> Iterator[Archiv
 def states() -> dict[str, CameraState]:
     return {
         "cam1": CameraState(
-            "cam1", CameraStatus.RECORDING, last_packet_us=PACKET_T_US,
-            bitrate_bps=512_000, packets=1234, bytes=987_654, reconnects=2,
+            "cam1",
+            CameraStatus.RECORDING,
+            last_packet_us=PACKET_T_US,
+            bitrate_bps=512_000,
+            packets=1234,
+            bytes=987_654,
+            reconnects=2,
         )
     }
 

@@ -33,15 +33,21 @@ from tests.evidence.support import Archive
 from .conftest import bearer
 
 EXAMPLES_PER_OPERATION = 20
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 @contextmanager
 def served(app: web.Application) -> Iterator[str]:
     """Runs ``app`` on a loopback port in a thread with its own event loop."""
     loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="api-under-test", daemon=True)
+    thread = threading.Thread(
+        target=loop.run_forever, name="api-under-test", daemon=True
+    )
     thread.start()
     runner = web.AppRunner(app)
 
@@ -60,10 +66,16 @@ def served(app: web.Application) -> Iterator[str]:
         loop.close()
 
 
-def _fuzz_operation(operation: Any, mode: GenerationMode, base_url: str,
-                    headers: dict[str, str]) -> None:
-    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
-              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+def _fuzz_operation(
+    operation: Any, mode: GenerationMode, base_url: str, headers: dict[str, str]
+) -> None:
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
         response = case.call(base_url=base_url, headers=headers, timeout=30)
@@ -94,8 +106,18 @@ def test_fuzz_every_operation_no_server_error_and_answers_conform(
 
 @pytest.mark.parametrize(
     "camera_path",
-    ["..%2F..%2Fetc", "%2e%2e", "..", "cam1%2F..%2F..", "%00", "CAM1", "cam1%20", "~root",
-     "cam1;rm", "%C0%AE%C0%AE"],
+    [
+        "..%2F..%2Fetc",
+        "%2e%2e",
+        "..",
+        "cam1%2F..%2F..",
+        "%00",
+        "CAM1",
+        "cam1%20",
+        "~root",
+        "cam1;rm",
+        "%C0%AE%C0%AE",
+    ],
 )
 async def test_fuzz_odd_camera_id_answers_404_or_400(
     context: ApiContext, archive: Archive, aiohttp_client: Any, camera_path: str
@@ -132,8 +154,11 @@ async def test_fuzz_indexed_path_escaping_root_never_opened(
     outside = tmp_path / "secret.mp4"
     outside.write_bytes(b"not for you")
     with archive.index.write() as session:  # a row altered behind nvr's back
-        session.execute(update(Segment).where(Segment.id == archive.segment_ids[0])
-                        .values(path="../../secret.mp4"))
+        session.execute(
+            update(Segment)
+            .where(Segment.id == archive.segment_ids[0])
+            .values(path="../../secret.mp4")
+        )
     client = await aiohttp_client(make_app(context))
     start = "2026-01-01T00:00:00Z"
 
@@ -150,11 +175,17 @@ async def test_fuzz_oversized_json_body_answers_413_json(
     context: ApiContext, archive: Archive, aiohttp_client: Any
 ) -> None:
     client = await aiohttp_client(make_app(context))
-    body = {"camera": "cam1", "start": "x", "end": "y", "case_id": "c",
-            "reason": "r" * 200_000}
+    body = {
+        "camera": "cam1",
+        "start": "x",
+        "end": "y",
+        "case_id": "c",
+        "reason": "r" * 200_000,
+    }
 
-    response = await client.post("/api/v1/holds", json=body,
-                                 headers=bearer(archive, "admin", Role.ADMIN))
+    response = await client.post(
+        "/api/v1/holds", json=body, headers=bearer(archive, "admin", Role.ADMIN)
+    )
 
     assert response.status == 413
     assert (await response.json())["error"]["status"] == 413

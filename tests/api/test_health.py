@@ -10,7 +10,9 @@ from nvr.index.repo import Index
 from tests.evidence.support import Archive, index_call
 
 
-async def test_healthz_without_token_answers_ok(context: ApiContext, aiohttp_client: Any) -> None:
+async def test_healthz_without_token_answers_ok(
+    context: ApiContext, aiohttp_client: Any
+) -> None:
     client = await aiohttp_client(make_app(context))
 
     response = await client.get("/healthz")
@@ -43,7 +45,9 @@ async def test_readyz_storage_root_not_a_directory_answers_503(
     blocker.write_text("x")
     storage = context.config.storage.model_copy(update={"root": blocker})
     config = context.config.model_copy(update={"storage": storage})
-    client = await aiohttp_client(make_app(ApiContext(config, {}, context.index, index_call)))
+    client = await aiohttp_client(
+        make_app(ApiContext(config, {}, context.index, index_call))
+    )
 
     response = await client.get("/readyz")
 
@@ -60,7 +64,9 @@ async def test_readyz_index_unreachable_answers_503(
 ) -> None:
     client = await aiohttp_client(make_app(context))
     # after start-up the index moves to a PostgreSQL port nothing listens on
-    engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=1")
+    engine = create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=1"
+    )
     context.index = Index(engine)
 
     response = await client.get("/readyz")

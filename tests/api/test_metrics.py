@@ -56,7 +56,9 @@ async def test_metrics_monitor_token_reads_camera_state_and_counts(
     samples = await _scrape(client, bearer(archive, "prometheus", Role.MONITOR))
 
     cam = (("camera", "cam1"),)
-    assert samples[("nvr_camera_state", (("camera", "cam1"), ("state", "recording")))] == 1
+    assert (
+        samples[("nvr_camera_state", (("camera", "cam1"), ("state", "recording")))] == 1
+    )
     assert samples[("nvr_camera_state", (("camera", "cam1"), ("state", "failed")))] == 0
     assert samples[("nvr_camera_packets_total", cam)] == 1234
     assert samples[("nvr_camera_bytes_total", cam)] == 987_654
@@ -67,8 +69,10 @@ async def test_metrics_monitor_token_reads_camera_state_and_counts(
 
 
 async def test_metrics_camera_down_reports_open_gap(
-    context: ApiContext, states: dict[str, CameraState], archive: Archive,
-    aiohttp_client: Any
+    context: ApiContext,
+    states: dict[str, CameraState],
+    archive: Archive,
+    aiohttp_client: Any,
 ) -> None:
     from dataclasses import replace
 
@@ -80,7 +84,9 @@ async def test_metrics_camera_down_reports_open_gap(
     samples = await _scrape(client, bearer(archive, "admin", Role.ADMIN))
 
     assert samples[("nvr_camera_gap_seconds", (("camera", "cam1"),))] > 60
-    state = samples[("nvr_camera_state", (("camera", "cam1"), ("state", "reconnecting")))]
+    state = samples[
+        ("nvr_camera_state", (("camera", "cam1"), ("state", "reconnecting")))
+    ]
     assert state == 1
 
 
@@ -105,7 +111,9 @@ async def test_metrics_http_latency_labelled_by_route_template(
     headers = bearer(archive, "admin", Role.ADMIN)
     query = "start=2026-01-01T00:00:00Z&end=2026-01-01T00:01:00Z"
     for camera in ("cam1", "no-such-camera"):
-        await client.get(f"/api/v1/cameras/{camera}/recordings?{query}", headers=headers)
+        await client.get(
+            f"/api/v1/cameras/{camera}/recordings?{query}", headers=headers
+        )
     await client.get("/no/such/path", headers=headers)
 
     samples = await _scrape(client, headers)
@@ -122,13 +130,25 @@ async def test_metrics_http_latency_labelled_by_route_template(
 
 
 def test_metrics_two_registries_count_independently(
-    states: dict[str, CameraState]
+    states: dict[str, CameraState],
 ) -> None:
     first, second = Metrics(states), Metrics(states)
     event = SegmentClosed(
-        camera_id="cam1", run_id="r", seq=0, path="cam1/x.mp4", start_us=0, end_us=1,
-        media_start=0, media_duration=1, timescale=90_000, bytes=100, sha256="0" * 64,
-        video_codec="h264", audio_codec=None, width=1, height=1,
+        camera_id="cam1",
+        run_id="r",
+        seq=0,
+        path="cam1/x.mp4",
+        start_us=0,
+        end_us=1,
+        media_start=0,
+        media_duration=1,
+        timescale=90_000,
+        bytes=100,
+        sha256="0" * 64,
+        video_codec="h264",
+        audio_codec=None,
+        width=1,
+        height=1,
     )
 
     first.segment_indexed(event)

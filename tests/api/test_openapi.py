@@ -37,8 +37,9 @@ def _documented(document: dict[str, Any]) -> set[tuple[str, str]]:
     }
 
 
-def _validate(document: dict[str, Any], path: str, method: str, status: int,
-              body: Any) -> None:
+def _validate(
+    document: dict[str, Any], path: str, method: str, status: int, body: Any
+) -> None:
     """Checks ``body`` against the documented JSON schema of that answer."""
     responses = document["paths"][path][method]["responses"]
     answer = responses.get(str(status)) or responses["default"]
@@ -90,15 +91,27 @@ async def test_openapi_every_json_answer_validates_against_its_schema(
     client = await aiohttp_client(make_app(context))
     admin = bearer(archive, "admin", Role.ADMIN)
     start, end = format_rfc3339(archive.end_us - 6 * S), format_rfc3339(archive.end_us)
-    span = {"camera": "cam1", "start": start, "end": end, "case_id": "c-1",
-            "reason": "incident"}
+    span = {
+        "camera": "cam1",
+        "start": start,
+        "end": end,
+        "case_id": "c-1",
+        "reason": "incident",
+    }
     query = f"start={start}&end={end}"
     checked: list[tuple[str, str, int]] = []
 
-    async def check(method: str, path: str, url: str, expect: int,
-                    headers: dict[str, str] | None = None, **kw: Any) -> Any:
-        response = await client.request(method, url, headers={**admin, **(headers or {})},
-                                        **kw)
+    async def check(
+        method: str,
+        path: str,
+        url: str,
+        expect: int,
+        headers: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> Any:
+        response = await client.request(
+            method, url, headers={**admin, **(headers or {})}, **kw
+        )
         body = await response.json()
         assert response.status == expect, (url, body)
         _validate(document, path, method.lower(), response.status, body)
@@ -109,7 +122,9 @@ async def test_openapi_every_json_answer_validates_against_its_schema(
     await check("GET", "/readyz", "/readyz", 200)
     await check("GET", "/api/v1/cameras", "/api/v1/cameras", 200)
     recordings = "/api/v1/cameras/{camera_id}/recordings"
-    listing = await check("GET", recordings, f"/api/v1/cameras/cam1/recordings?{query}", 200)
+    listing = await check(
+        "GET", recordings, f"/api/v1/cameras/cam1/recordings?{query}", 200
+    )
     assert listing["segments"] and listing["gaps"]
     await check("GET", recordings, "/api/v1/cameras/cam1/recordings", 400)
     await check("GET", recordings, f"/api/v1/cameras/nope/recordings?{query}", 404)
@@ -117,18 +132,41 @@ async def test_openapi_every_json_answer_validates_against_its_schema(
     await check("GET", "/api/v1/holds", "/api/v1/holds", 200)
     await check("DELETE", "/api/v1/holds/{hold_id}", f"/api/v1/holds/{hold['id']}", 200)
     export = await check("POST", "/api/v1/exports", "/api/v1/exports", 202, json=span)
-    await check("GET", "/api/v1/exports/{export_id}", f"/api/v1/exports/{export['id']}", 200)
+    await check(
+        "GET", "/api/v1/exports/{export_id}", f"/api/v1/exports/{export['id']}", 200
+    )
     await check("GET", "/api/v1/keys", "/api/v1/keys", 200)
-    await check("POST", "/api/v1/verify", "/api/v1/verify", 200, data=b"not a zip",
-                headers={"Content-Type": "application/zip"})
+    await check(
+        "POST",
+        "/api/v1/verify",
+        "/api/v1/verify",
+        200,
+        data=b"not a zip",
+        headers={"Content-Type": "application/zip"},
+    )
     await check("GET", "/api/v1/audit", "/api/v1/audit", 200)
     await check("GET", "/api/v1/groups", "/api/v1/groups", 200)
-    await check("POST", "/api/v1/groups", "/api/v1/groups", 201,
-                json={"name": "long", "retention_days": 90})
-    await check("PATCH", "/api/v1/groups/{name}", "/api/v1/groups/long", 200,
-                json={"retention_days": 120})
-    await check("PUT", "/api/v1/cameras/{camera_id}/group", "/api/v1/cameras/cam1/group",
-                200, json={"group": "long"})
+    await check(
+        "POST",
+        "/api/v1/groups",
+        "/api/v1/groups",
+        201,
+        json={"name": "long", "retention_days": 90},
+    )
+    await check(
+        "PATCH",
+        "/api/v1/groups/{name}",
+        "/api/v1/groups/long",
+        200,
+        json={"retention_days": 120},
+    )
+    await check(
+        "PUT",
+        "/api/v1/cameras/{camera_id}/group",
+        "/api/v1/cameras/cam1/group",
+        200,
+        json={"group": "long"},
+    )
     await check("GET", "/api/v1/retention/plan", "/api/v1/retention/plan", 200)
     await check("GET", "/api/v1/storage", "/api/v1/storage", 200)
     assert len(checked) == 20
@@ -142,7 +180,8 @@ async def test_openapi_video_answer_has_documented_media_type(
     start, end = format_rfc3339(archive.end_us - 6 * S), format_rfc3339(archive.end_us)
 
     response = await client.request(
-        method, f"/api/v1/cameras/cam1/video.mp4?start={start}&end={end}",
+        method,
+        f"/api/v1/cameras/cam1/video.mp4?start={start}&end={end}",
         headers=bearer(archive, "viewer", Role.VIEWER),
     )
 

@@ -44,8 +44,11 @@ def worker(states: dict[str, CameraState]) -> Iterator[Worker]:
 
 
 async def test_workers_admin_sees_pid_cpu_memory_and_camera_load(
-    context: ApiContext, archive: Archive, worker: Worker,
-    states: dict[str, CameraState], aiohttp_client: Any,
+    context: ApiContext,
+    archive: Archive,
+    worker: Worker,
+    states: dict[str, CameraState],
+    aiohttp_client: Any,
 ) -> None:
     app = make_app(context)
     app[WORKER_SOURCE] = _Source([worker], states)

@@ -53,7 +53,9 @@ async def _index_call(function: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.to_thread(function, *args)
 
 
-def build_app(config: Config, index: Index, max_failures: int = 10**6) -> web.Application:
+def build_app(
+    config: Config, index: Index, max_failures: int = 10**6
+) -> web.Application:
     app = make_app(ApiContext(config, {}, index, _index_call))
     app[AUTH].limiter = FailureLimiter(max_failures=max_failures)
     return app
@@ -76,7 +78,10 @@ def tokens(index: Index) -> Tokens:
             "admin": create_token(index, "admin", Role.ADMIN),
             "auditor": create_token(index, "auditor", Role.AUDITOR),
             "auditor-playback": create_token(
-                index, "auditor-p", Role.AUDITOR, grants=frozenset({Permission.PLAYBACK})
+                index,
+                "auditor-p",
+                Role.AUDITOR,
+                grants=frozenset({Permission.PLAYBACK}),
             ),
         }
     )

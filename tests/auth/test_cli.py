@@ -22,8 +22,17 @@ def test_token_create_prints_token_once_which_authenticates(tmp_path: Path) -> N
     config = _config(tmp_path)
 
     result = CliRunner().invoke(
-        main, ["token", "create", "--config", str(config), "--role", "admin",
-               "--name", "first-admin"]
+        main,
+        [
+            "token",
+            "create",
+            "--config",
+            str(config),
+            "--role",
+            "admin",
+            "--name",
+            "first-admin",
+        ],
     )
 
     assert result.exit_code == 0, result.output
@@ -39,8 +48,21 @@ def test_token_create_prints_token_once_which_authenticates(tmp_path: Path) -> N
 def test_token_list_shows_name_role_scope_revoked_never_secret(tmp_path: Path) -> None:
     config = str(_config(tmp_path))
     runner = CliRunner()
-    created = runner.invoke(main, ["token", "create", "--config", config, "--role",
-                                   "viewer", "--name", "lobby", "--cameras", "cam-a"])
+    created = runner.invoke(
+        main,
+        [
+            "token",
+            "create",
+            "--config",
+            config,
+            "--role",
+            "viewer",
+            "--name",
+            "lobby",
+            "--cameras",
+            "cam-a",
+        ],
+    )
     revoked = runner.invoke(main, ["token", "revoke", "--config", config, "lobby"])
 
     listing = runner.invoke(main, ["token", "list", "--config", config])
@@ -65,8 +87,19 @@ def test_token_revoke_unknown_name_exits_2(tmp_path: Path) -> None:
 
 def test_token_create_scope_unknown_camera_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        main, ["token", "create", "--config", str(_config(tmp_path)), "--role",
-               "viewer", "--name", "v", "--cameras", "cam-zz"]
+        main,
+        [
+            "token",
+            "create",
+            "--config",
+            str(_config(tmp_path)),
+            "--role",
+            "viewer",
+            "--name",
+            "v",
+            "--cameras",
+            "cam-zz",
+        ],
     )
 
     assert result.exit_code == 2

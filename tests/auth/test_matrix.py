@@ -14,8 +14,14 @@ from .conftest import Tokens, bearer, build_app
 
 # The design, written out independently of nvr.auth.permissions: which client kinds
 # get through to a route needing each permission. Unauthenticated kinds never do.
-EVERYONE = {"viewer", "viewer-other-camera", "operator", "admin", "auditor",
-            "auditor-playback"}
+EVERYONE = {
+    "viewer",
+    "viewer-other-camera",
+    "operator",
+    "admin",
+    "auditor",
+    "auditor-playback",
+}
 VIEWERS = {"viewer", "viewer-other-camera", "operator", "admin"}
 AUDITORS = {"auditor", "auditor-playback", "admin"}
 DESIGN: dict[Permission, set[str]] = {
@@ -127,7 +133,9 @@ async def test_matrix_unauthenticated_answers_carry_bearer_challenge(
     client = await aiohttp_client(build_app(config, index))
 
     missing = await client.get("/api/v1/cameras")
-    revoked = await client.get("/api/v1/cameras", headers=bearer(tokens.by_kind["revoked"]))
+    revoked = await client.get(
+        "/api/v1/cameras", headers=bearer(tokens.by_kind["revoked"])
+    )
 
     assert missing.status == 401
     assert missing.headers["WWW-Authenticate"] == 'Bearer realm="nvr"'

@@ -44,10 +44,12 @@ async def test_group_scope_camera_in_group_allowed_other_refused(
     client = await aiohttp_client(build_app(config, index))
     query = "start=2026-01-01T00:00:00Z&end=2026-01-01T00:10:00Z"
 
-    allowed = await client.get(f"/api/v1/cameras/cam-b/recordings?{query}",
-                               headers=bearer(token))
-    refused = await client.get(f"/api/v1/cameras/cam-a/recordings?{query}",
-                               headers=bearer(token))
+    allowed = await client.get(
+        f"/api/v1/cameras/cam-b/recordings?{query}", headers=bearer(token)
+    )
+    refused = await client.get(
+        f"/api/v1/cameras/cam-a/recordings?{query}", headers=bearer(token)
+    )
 
     assert allowed.status == 200
     assert refused.status == 403
@@ -60,7 +62,9 @@ async def test_route_without_declared_permission_refused_even_for_admin(
     app.router.add_get("/api/v1/undeclared", _whoami)
     client = await aiohttp_client(app)
 
-    response = await client.get("/api/v1/undeclared", headers=bearer(tokens.by_kind["admin"]))
+    response = await client.get(
+        "/api/v1/undeclared", headers=bearer(tokens.by_kind["admin"])
+    )
 
     assert response.status == 403
     assert "no declared permission" in (await response.json())["error"]["message"]
@@ -80,7 +84,9 @@ async def test_actor_is_the_token_name(
     app.router.add_get("/api/v1/whoami", _whoami)
     client = await aiohttp_client(app)
 
-    response = await client.get("/api/v1/whoami", headers=bearer(tokens.by_kind["operator"]))
+    response = await client.get(
+        "/api/v1/whoami", headers=bearer(tokens.by_kind["operator"])
+    )
 
     assert (await response.json()) == {"actor": "operator"}
 
@@ -91,7 +97,9 @@ async def test_unknown_path_without_token_401_with_token_404(
     client = await aiohttp_client(build_app(config, index))
 
     anonymous = await client.get("/api/v1/nothing-here")
-    known = await client.get("/api/v1/nothing-here", headers=bearer(tokens.by_kind["viewer"]))
+    known = await client.get(
+        "/api/v1/nothing-here", headers=bearer(tokens.by_kind["viewer"])
+    )
 
     assert anonymous.status == 401
     assert known.status == 404
@@ -125,13 +133,16 @@ async def test_repeated_failures_from_one_address_get_429_even_with_a_valid_toke
 ) -> None:
     now_s = [1000.0]
     app = build_app(config, index)
-    app[AUTH].limiter = FailureLimiter(max_failures=3, window_s=60, clock=lambda: now_s[0])
+    app[AUTH].limiter = FailureLimiter(
+        max_failures=3, window_s=60, clock=lambda: now_s[0]
+    )
     client = await aiohttp_client(app)
     wrong = bearer(tokens.by_kind["wrong"])
     good = bearer(tokens.by_kind["viewer"])
 
-    statuses = [(await client.get("/api/v1/cameras", headers=wrong)).status
-                for _ in range(4)]
+    statuses = [
+        (await client.get("/api/v1/cameras", headers=wrong)).status for _ in range(4)
+    ]
     blocked = await client.get("/api/v1/cameras", headers=good)
     now_s[0] += 61
     later = await client.get("/api/v1/cameras", headers=good)

@@ -106,8 +106,11 @@ async def test_cameras_api_and_logs_never_show_password(
     try:
         listing = await client.get("/api/v1/cameras", headers=bearer(admin))
         body = await listing.text()
-        for path in ("/api/v1/cameras/door/recordings", "/api/v1/cameras/door/video.mp4",
-                     "/api/v1/cameras/nope/recordings"):
+        for path in (
+            "/api/v1/cameras/door/recordings",
+            "/api/v1/cameras/door/video.mp4",
+            "/api/v1/cameras/nope/recordings",
+        ):
             response = await client.get(f"{path}?{query}", headers=bearer(admin))
             body += await response.text()
     finally:

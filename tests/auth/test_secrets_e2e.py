@@ -65,12 +65,29 @@ def test_serve_recording_and_playback_logs_never_contain_camera_password(
         'password_env = "GATE_PASSWORD"\n'
     )
     assert good.url.endswith("/stream"), good.url
-    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1",
-               GATE_PASSWORD=WRONG_PASSWORD)
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        PYTHONUNBUFFERED="1",
+        GATE_PASSWORD=WRONG_PASSWORD,
+    )
     command = [sys.executable, "-m", "nvr"]
     created = subprocess.run(
-        [*command, "token", "create", "--config", str(config), "--role", "admin",
-         "--name", "e2e"], env=env, capture_output=True, text=True, check=True,
+        [
+            *command,
+            "token",
+            "create",
+            "--config",
+            str(config),
+            "--role",
+            "admin",
+            "--name",
+            "e2e",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     token = created.stdout.strip()
     log = tmp_path / "nvr.log"
@@ -78,25 +95,41 @@ def test_serve_recording_and_playback_logs_never_contain_camera_password(
     with log.open("ab") as sink:
         process = subprocess.Popen(
             [*command, "serve", "--config", str(config), "--log-level", "DEBUG"],
-            stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
         )
     try:
+
         def recorded() -> list[Any]:
             assert process.poll() is None, log.read_text()[-3000:]
-            query = f"start={format_rfc3339(began_us)}&end={format_rfc3339(wall_now_us())}"
+            query = (
+                f"start={format_rfc3339(began_us)}&end={format_rfc3339(wall_now_us())}"
+            )
             try:
-                status, body = _get(port, f"/api/v1/cameras/door/recordings?{query}", token)
+                status, body = _get(
+                    port, f"/api/v1/cameras/door/recordings?{query}", token
+                )
             except (urllib.error.URLError, ConnectionError):
                 return []
             return list(json.loads(body)["segments"]) if status == 200 else []
 
-        segments = _wait(lambda: len(recorded()) >= 2 and recorded(), 90,
-                         "two segments of the door camera", log)
+        segments = _wait(
+            lambda: len(recorded()) >= 2 and recorded(),
+            90,
+            "two segments of the door camera",
+            log,
+        )
         start_us = parse_rfc3339_us(segments[0]["start"])
         clip = f"start={format_rfc3339(start_us)}&end={format_rfc3339(start_us + 4_000_000)}"
-        clip_status, clip_body = _get(port, f"/api/v1/cameras/door/video.mp4?{clip}", token)
+        clip_status, clip_body = _get(
+            port, f"/api/v1/cameras/door/video.mp4?{clip}", token
+        )
         _, cameras_body = _get(port, "/api/v1/cameras", token)
-        _, unauthorized = _get(port, "/api/v1/cameras", "nvr_0123456789abcdef_" + "x" * 43)
+        _, unauthorized = _get(
+            port, "/api/v1/cameras", "nvr_0123456789abcdef_" + "x" * 43
+        )
     finally:
         process.terminate()
         process.wait(timeout=40)
@@ -105,7 +138,9 @@ def test_serve_recording_and_playback_logs_never_contain_camera_password(
     cameras = json.loads(cameras_body)["cameras"]
     gate = next(c for c in cameras if c["id"] == "gate")
     assert gate["state"] != "recording"  # the wrong password really was tried
-    text = log.read_text(errors="replace") + cameras_body.decode() + unauthorized.decode()
+    text = (
+        log.read_text(errors="replace") + cameras_body.decode() + unauthorized.decode()
+    )
     for secret in (PASSWORD, WRONG_PASSWORD, token.rsplit("_", 1)[-1]):
         assert secret not in text
         assert quote(secret, safe="") not in text

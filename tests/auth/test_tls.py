@@ -63,13 +63,16 @@ async def test_tls_configured_https_works_plain_http_fails(tmp_path: Path) -> No
     app.router.add_get("/healthz", _ok)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, http.host, http.port, ssl_context=server_ssl_context(http))
+    site = web.TCPSite(
+        runner, http.host, http.port, ssl_context=server_ssl_context(http)
+    )
     await site.start()
     trusting = ssl.create_default_context(cafile=str(cert_path))
     try:
         async with aiohttp.ClientSession() as session:
-            async with session.get(f"https://127.0.0.1:{port}/healthz",
-                                   ssl=trusting) as response:
+            async with session.get(
+                f"https://127.0.0.1:{port}/healthz", ssl=trusting
+            ) as response:
                 secure = response.status
             with pytest.raises(aiohttp.ClientError):
                 async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
@@ -107,6 +110,3 @@ def test_tls_key_not_matching_cert_config_error(tmp_path: Path) -> None:
 
 def test_tls_not_configured_no_context() -> None:
     assert server_ssl_context(HttpConfig()) is None
-
-
-

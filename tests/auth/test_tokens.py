@@ -77,7 +77,9 @@ def test_create_token_invalid_request_refused(
 
 
 def test_grants_add_to_role_permissions(index: Index) -> None:
-    bearer = create_token(index, "aud", Role.AUDITOR, grants=frozenset({Permission.PLAYBACK}))
+    bearer = create_token(
+        index, "aud", Role.AUDITOR, grants=frozenset({Permission.PLAYBACK})
+    )
 
     info = authenticate(index, bearer)
 

@@ -54,14 +54,20 @@ def recordings(recorder: Any, camera_id: str, start: str, end: str) -> dict[str,
     """The recordings listing through the API (start/end as RFC 3339 with any offset)."""
     from urllib.parse import quote
 
-    path = f"/api/v1/cameras/{camera_id}/recordings?start={quote(start)}&end={quote(end)}"
+    path = (
+        f"/api/v1/cameras/{camera_id}/recordings?start={quote(start)}&end={quote(end)}"
+    )
     status, _, body = recorder.get(path)
     assert status == 200, body
     return dict(json.loads(body))
 
 
-def listing_since(recorder: Any, camera_id: str, since_us: int, until_us: int) -> dict[str, Any]:
-    return recordings(recorder, camera_id, format_rfc3339(since_us), format_rfc3339(until_us))
+def listing_since(
+    recorder: Any, camera_id: str, since_us: int, until_us: int
+) -> dict[str, Any]:
+    return recordings(
+        recorder, camera_id, format_rfc3339(since_us), format_rfc3339(until_us)
+    )
 
 
 def camera(recorder: Any, camera_id: str) -> dict[str, Any]:
@@ -77,7 +83,9 @@ def state(recorder: Any, camera_id: str) -> str:
 
 def assert_sane_segments(segments: list[dict[str, Any]], segment_s: float) -> None:
     """No overlap, no negative or absurdly long segment (the "lasts for days" class)."""
-    spans = [(parse_rfc3339_us(s["start"]), parse_rfc3339_us(s["end"]), s) for s in segments]
+    spans = [
+        (parse_rfc3339_us(s["start"]), parse_rfc3339_us(s["end"]), s) for s in segments
+    ]
     for start, end, seg in spans:
         assert 0 < end - start <= (segment_s + 3) * 1_000_000, seg
         assert seg["media_duration_s"] <= segment_s + 3, seg

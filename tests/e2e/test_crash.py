@@ -35,15 +35,19 @@ def _wait_recording(recorder: Any, cameras: list[str]) -> float:
     started = time.monotonic()
     recorder.wait_for(
         lambda: all(state(recorder, c) == "recording" for c in cameras),
-        RESUME_LIMIT_S, "recording to resume after restart",
+        RESUME_LIMIT_S,
+        "recording to resume after restart",
     )
     return time.monotonic() - started
 
 
 def _wait_all_indexed(recorder: Any, camera_id: str) -> None:
     """Closed files found at restart are indexed by reconciliation within seconds."""
-    recorder.wait_for(lambda: not unindexed_files(recorder, camera_id), 15,
-                      f"every closed file of {camera_id} to be indexed")
+    recorder.wait_for(
+        lambda: not unindexed_files(recorder, camera_id),
+        15,
+        f"every closed file of {camera_id} to be indexed",
+    )
 
 
 @pytest.mark.timeout(600)
@@ -76,7 +80,9 @@ def test_serve_sigkilled_repeatedly_keeps_index_and_files_consistent(
             deadline = time.monotonic() + 20
             while any(pid_alive(p) for p in workers) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            assert not any(pid_alive(p) for p in workers), "orphaned worker kept running"
+            assert not any(pid_alive(p) for p in workers), (
+                "orphaned worker kept running"
+            )
 
     recorder.start()
     resume_s.append(_wait_recording(recorder, cameras))
@@ -89,18 +95,24 @@ def test_serve_sigkilled_repeatedly_keeps_index_and_files_consistent(
         rows = assert_rows_match_files(recorder, camera_id)
         quarantined = list((recorder.storage / camera_id).glob("quarantine/*"))
         if quarantined:
-            assert "quarantined" in log or "set aside" in log, "quarantined without a log line"
+            assert "quarantined" in log or "set aside" in log, (
+                "quarantined without a log line"
+            )
         # at most the last fragment before each kill is lost
         for kill_us, group in kills:
             before = [r for r in rows if r.start_us < kill_us]
-            assert before, f"nothing recorded before the kill at {format_rfc3339(kill_us)}"
+            assert before, (
+                f"nothing recorded before the kill at {format_rfc3339(kill_us)}"
+            )
             lost_us = kill_us - max(r.end_us for r in before)
             assert lost_us <= LOSS_LIMIT_US, (
                 f"{camera_id}: {lost_us / 1e6:.1f} s lost at the kill at "
                 f"{format_rfc3339(kill_us)} (group={group})"
             )
         # listing and playback across every crash work
-        listing = listing_since(recorder, camera_id, began_us - 60_000_000, wall_now_us())
+        listing = listing_since(
+            recorder, camera_id, began_us - 60_000_000, wall_now_us()
+        )
         assert len(listing["segments"]) == len(indexed_rows(recorder, camera_id))
         query = f"start={format_rfc3339(rows[0].start_us)}&end={format_rfc3339(rows[-1].end_us)}"
         status, _, data = recorder.get(f"/api/v1/cameras/{camera_id}/video.mp4?{query}")

@@ -48,7 +48,9 @@ def _faulted(seen: list[Any]) -> bool:
     return any(s != "recording" and err for s, err in seen)
 
 
-def _check_after(recorder: Any, camera_id: str, began_us: int, fault_end_us: int) -> None:
+def _check_after(
+    recorder: Any, camera_id: str, began_us: int, fault_end_us: int
+) -> None:
     """Files and rows agree; segments are sane; there is a gap; recording came back."""
     assert_rows_match_files(recorder, camera_id)
     listing = listing_since(recorder, camera_id, began_us - 60_000_000, wall_now_us())
@@ -56,7 +58,9 @@ def _check_after(recorder: Any, camera_id: str, began_us: int, fault_end_us: int
     assert_sane_segments(segments, SEGMENT_S)
     closed_gaps = [g for g in listing["gaps"] if g["end"] is not None]
     assert closed_gaps or camera_id == "drop", (camera_id, listing)
-    assert any(parse_rfc3339_us(s["start"]) >= fault_end_us - 40_000_000 for s in segments)
+    assert any(
+        parse_rfc3339_us(s["start"]) >= fault_end_us - 40_000_000 for s in segments
+    )
     assert any(parse_rfc3339_us(s["end"]) > fault_end_us for s in segments), camera_id
 
 
@@ -65,7 +69,9 @@ def test_serve_stream_faults_end_run_record_gap_and_recover(
     rtsp_camera_factory: Any, recorder_factory: Any
 ) -> None:
     restarted = rtsp_camera_factory(codec="h264", audio="aac", bframes=True)
-    behind = {name: rtsp_camera_factory(codec="h264") for name in ("pause", "drop", "garbage")}
+    behind = {
+        name: rtsp_camera_factory(codec="h264") for name in ("pause", "drop", "garbage")
+    }
     proxies = {name: FaultyProxy(cam.port) for name, cam in behind.items()}
     for proxy in proxies.values():
         proxy.start()
@@ -78,8 +84,11 @@ def test_serve_stream_faults_end_run_record_gap_and_recover(
         began_us = wall_now_us()
         recorder.start()
         names = ["restart", *proxies]
-        recorder.wait_for(lambda: all(state(recorder, n) == "recording" for n in names),
-                          60, "every camera recording")
+        recorder.wait_for(
+            lambda: all(state(recorder, n) == "recording" for n in names),
+            60,
+            "every camera recording",
+        )
         time.sleep(SEGMENT_S + 4)
 
         # the faults, all at once: server restart (timestamps start over), garbage
@@ -101,15 +110,20 @@ def test_serve_stream_faults_end_run_record_gap_and_recover(
             if name != "drop":  # a lossy link may be survived within the run
                 assert _faulted(seen[name]), (name, seen[name])
 
-        recorder.wait_for(lambda: all(state(recorder, n) == "recording" for n in names),
-                          60, "every camera recording again")
+        recorder.wait_for(
+            lambda: all(state(recorder, n) == "recording" for n in names),
+            60,
+            "every camera recording again",
+        )
         time.sleep(SEGMENT_S * 2 + 2)
         assert recorder.process is not None and recorder.process.poll() is None
         recorder.stop()
         recorder.start()
         for name in names:
             _check_after(recorder, name, began_us, fault_end_us)
-        print({name: sorted({str(e) for _, e in seen[name] if e})[:3] for name in names})
+        print(
+            {name: sorted({str(e) for _, e in seen[name] if e})[:3] for name in names}
+        )
     finally:
         for proxy in proxies.values():
             proxy.stop()
@@ -124,15 +138,22 @@ def test_serve_connect_faults_show_state_and_recover(
     wrong_url = locked.url.replace("right-one", "wrong-one")
     with FaultyProxy(silent_camera.port) as proxy:
         proxy.mode = ProxyMode.BLACKHOLE  # accepts TCP, never answers
-        recorder = recorder_factory([("silent", proxy.url), ("auth", wrong_url)],
-                                    connect_timeout_seconds=3)
+        recorder = recorder_factory(
+            [("silent", proxy.url), ("auth", wrong_url)], connect_timeout_seconds=3
+        )
         recorder.env["TZ"] = DST_ZONE
         began_us = wall_now_us()
         recorder.start()
-        recorder.wait_for(lambda: camera(recorder, "silent").get("last_error"), 40,
-                          "the silent camera's error to show")
-        recorder.wait_for(lambda: "401" in str(camera(recorder, "auth").get("last_error")),
-                          40, "the 401 to show")
+        recorder.wait_for(
+            lambda: camera(recorder, "silent").get("last_error"),
+            40,
+            "the silent camera's error to show",
+        )
+        recorder.wait_for(
+            lambda: "401" in str(camera(recorder, "auth").get("last_error")),
+            40,
+            "the 401 to show",
+        )
         assert state(recorder, "silent") != "recording"
         assert state(recorder, "auth") != "recording"
         assert "wrong-one" not in str(recorder.get_json("/api/v1/cameras"))
@@ -146,7 +167,8 @@ def test_serve_connect_faults_show_state_and_recover(
         locked.wait_ready()
         recorder.wait_for(
             lambda: state(recorder, "silent") == state(recorder, "auth") == "recording",
-            60, "both cameras to recover by themselves",
+            60,
+            "both cameras to recover by themselves",
         )
         time.sleep(8)
         recorder.stop()
@@ -167,16 +189,50 @@ def _resolution_change_clip(directory: Path) -> Path:
     for size in ("640x360", "320x180"):
         part = directory / f"resolution-part-{size}.ts"
         subprocess.run(
-            [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
-             "-i", f"testsrc2=size={size}:rate=25", "-t", "5", "-pix_fmt", "yuv420p",
-             "-c:v", "libx264", "-preset", "veryfast", "-g", "25",
-             "-x264-params", "keyint=25:min-keyint=25:scenecut=0:bframes=0",
-             "-f", "mpegts", str(part)],
+            [
+                FFMPEG,
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                f"testsrc2=size={size}:rate=25",
+                "-t",
+                "5",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-g",
+                "25",
+                "-x264-params",
+                "keyint=25:min-keyint=25:scenecut=0:bframes=0",
+                "-f",
+                "mpegts",
+                str(part),
+            ],
             check=True,
         )
         parts.append(str(part))
-    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
-                    "-i", "concat:" + "|".join(parts), "-c", "copy", str(clip)], check=True)
+    subprocess.run(
+        [
+            FFMPEG,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            "concat:" + "|".join(parts),
+            "-c",
+            "copy",
+            str(clip),
+        ],
+        check=True,
+    )
     return clip
 
 
@@ -195,18 +251,28 @@ def test_serve_resolution_change_mid_stream_ends_run_never_mixes_sizes(
         began_us = wall_now_us()
         recorder.start()
         recorder.wait_for(
-            lambda: "stream-changed" in str(camera(recorder, "resize").get("last_error"))
-            or "stream-changed" in recorder.log_text(),
-            60, "the resolution change to end the run",
+            lambda: (
+                "stream-changed" in str(camera(recorder, "resize").get("last_error"))
+                or "stream-changed" in recorder.log_text()
+            ),
+            60,
+            "the resolution change to end the run",
         )
-        recorder.wait_for(lambda: state(recorder, "resize") == "recording", 30,
-                          "recording again")
+        recorder.wait_for(
+            lambda: state(recorder, "resize") == "recording", 30, "recording again"
+        )
         time.sleep(4)
         recorder.stop()
         recorder.start()
         rows = assert_rows_match_files(recorder, "resize")
         assert len({row.run_id for row in rows}) >= 2
         for row in rows:  # one size per file, the one the index states
-            assert _frame_sizes(recorder.storage / row.path) == {(row.width, row.height)}
-        listing = listing_since(recorder, "resize", began_us - 60_000_000, wall_now_us())
-        assert any(g["reason"] == "stream-changed" for g in listing["gaps"]), listing["gaps"]
+            assert _frame_sizes(recorder.storage / row.path) == {
+                (row.width, row.height)
+            }
+        listing = listing_since(
+            recorder, "resize", began_us - 60_000_000, wall_now_us()
+        )
+        assert any(g["reason"] == "stream-changed" for g in listing["gaps"]), listing[
+            "gaps"
+        ]

@@ -34,8 +34,9 @@ def seaweed(tmp_path: Path) -> Iterator[SeaweedServer]:
     server.stop()
 
 
-def _with_s3(recorder: Any, server: SeaweedServer, local_days: float,
-             secret: str | None = None) -> None:
+def _with_s3(
+    recorder: Any, server: SeaweedServer, local_days: float, secret: str | None = None
+) -> None:
     """Adds ``[s3]`` and a group with ``local_days`` to the recorder's config, and the
     credentials to its environment (never to the config file)."""
     text = recorder.config_path.read_text()
@@ -58,8 +59,10 @@ def _storage(recorder: Any) -> dict[str, Any]:
 
 
 def _recording(recorder: Any) -> bool:
-    return all(c["state"] == "recording"
-               for c in recorder.get_json("/api/v1/cameras")["cameras"])
+    return all(
+        c["state"] == "recording"
+        for c in recorder.get_json("/api/v1/cameras")["cameras"]
+    )
 
 
 def test_s3_stopped_a_minute_while_recording_every_segment_replicated_after(
@@ -71,15 +74,24 @@ def test_s3_stopped_a_minute_while_recording_every_segment_replicated_after(
     began_us = wall_now_us()
     recorder.start()
     recorder.wait_for(lambda: _recording(recorder), 60, "the camera recording")
-    recorder.wait_for(lambda: _storage(recorder)["replicated"]["segments"]
-                      + _storage(recorder)["evicted"]["segments"] >= 1, 60,
-                      "a first segment replicated")
+    recorder.wait_for(
+        lambda: (
+            _storage(recorder)["replicated"]["segments"]
+            + _storage(recorder)["evicted"]["segments"]
+            >= 1
+        ),
+        60,
+        "a first segment replicated",
+    )
 
     # S3 goes away for a minute: recording goes on, the backlog grows and is visible
     seaweed.stop()
     outage_began = time.monotonic()
-    recorder.wait_for(lambda: _storage(recorder)["backlog"]["segments"] >= 3, 60,
-                      "a backlog while S3 is down")
+    recorder.wait_for(
+        lambda: _storage(recorder)["backlog"]["segments"] >= 3,
+        60,
+        "a backlog while S3 is down",
+    )
     during = _storage(recorder)
     assert during["s3"]["state"] == "unavailable", during
     assert during["s3"]["last_error"], during
@@ -90,12 +102,18 @@ def test_s3_stopped_a_minute_while_recording_every_segment_replicated_after(
     seaweed.start()
 
     # the backlog drains by itself
-    recorder.wait_for(lambda: _storage(recorder)["backlog"]["segments"] <= 1, 90,
-                      "the backlog to drain")
+    recorder.wait_for(
+        lambda: _storage(recorder)["backlog"]["segments"] <= 1,
+        90,
+        "the backlog to drain",
+    )
     recorder.stop()  # closes the open segment
     recorder.start()
-    recorder.wait_for(lambda: _storage(recorder)["backlog"]["segments"] == 0, 60,
-                      "the last segment replicated")
+    recorder.wait_for(
+        lambda: _storage(recorder)["backlog"]["segments"] == 0,
+        60,
+        "the last segment replicated",
+    )
     after = _storage(recorder)
     assert after["s3"]["state"] == "ok"
     until_us = wall_now_us()
@@ -115,22 +133,29 @@ def test_s3_stopped_a_minute_while_recording_every_segment_replicated_after(
     assert all(b.start_us == a.end_us for a, b in in_one_run)
 
     # playback is tier-blind: segments evicted locally play from S3, with Range
-    assert not any((recorder.storage / row.path).exists()
-                   for row in rows if states[row.id] == "evicted")
+    assert not any(
+        (recorder.storage / row.path).exists()
+        for row in rows
+        if states[row.id] == "evicted"
+    )
     listing = recorder.get_json(
         f"/api/v1/cameras/cam1/recordings?start={format_rfc3339(rows[0].start_us)}"
-        f"&end={format_rfc3339(until_us)}")
+        f"&end={format_rfc3339(until_us)}"
+    )
     assert {s["tier"] for s in listing["segments"]} <= {"s3", "local+s3"}
     assert "s3" in {s["tier"] for s in listing["segments"]}
     start_us = rows[1].start_us + 1_500_000
-    query = f"start={format_rfc3339(start_us)}&end={format_rfc3339(start_us + 20_000_000)}"
+    query = (
+        f"start={format_rfc3339(start_us)}&end={format_rfc3339(start_us + 20_000_000)}"
+    )
     status, _, data = recorder.get(f"/api/v1/cameras/cam1/video.mp4?{query}")
     assert status == 200, data[:300]
     with av.open(io.BytesIO(data)) as container:
         frames = sum(1 for _ in container.decode(video=0))
     assert frames >= 20 * 20
-    status, _, part = recorder.get(f"/api/v1/cameras/cam1/video.mp4?{query}",
-                                   {"Range": "bytes=5000-90000"})
+    status, _, part = recorder.get(
+        f"/api/v1/cameras/cam1/video.mp4?{query}", {"Range": "bytes=5000-90000"}
+    )
     assert status == 206 and part == data[5000:90001]
 
 
@@ -142,8 +167,9 @@ def test_s3_wrong_credentials_at_startup_one_clear_error_recording_goes_on(
     _with_s3(recorder, seaweed, local_days=0, secret="not-the-secret")
     recorder.start()
     recorder.wait_for(lambda: _recording(recorder), 60, "the camera recording")
-    recorder.wait_for(lambda: _storage(recorder)["backlog"]["segments"] >= 2, 60,
-                      "a backlog")
+    recorder.wait_for(
+        lambda: _storage(recorder)["backlog"]["segments"] >= 2, 60, "a backlog"
+    )
 
     storage = _storage(recorder)
     assert storage["s3"]["state"] == "refused"

@@ -38,8 +38,9 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A real 48 MiB tmpfs (needs root; skipped otherwise)."""
     mount_point = tmp_path / "small"
     mount_point.mkdir()
-    if os.geteuid() != 0 or not _mount(["-t", "tmpfs", "-o", "size=48m", "tmpfs",
-                                        str(mount_point)]):
+    if os.geteuid() != 0 or not _mount(
+        ["-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount_point)]
+    ):
         pytest.skip("mounting a tmpfs needs root")
     yield mount_point
     subprocess.run(["umount", "-l", str(mount_point)], check=False)
@@ -101,12 +102,17 @@ def test_serve_disk_full_read_only_and_locked_index_recover(
     )
     recorder.start()
     recorder.wait_for(lambda: state(recorder, "cam") == "recording", 60, "recording")
-    recorder.wait_for(lambda: len(indexed_rows(recorder, "cam")) >= 2, 30, "two segments")
+    recorder.wait_for(
+        lambda: len(indexed_rows(recorder, "cam")) >= 2, 30, "two segments"
+    )
 
     # 1. disk full: the run ends with a storage error shown in the API, no crash
     filler = _fill(small_fs)
-    recorder.wait_for(lambda: "space" in str(camera(recorder, "cam").get("last_error")),
-                      40, "the disk-full error in GET /api/v1/cameras")
+    recorder.wait_for(
+        lambda: "space" in str(camera(recorder, "cam").get("last_error")),
+        40,
+        "the disk-full error in GET /api/v1/cameras",
+    )
     time.sleep(3)
     assert recorder.process is not None and recorder.process.poll() is None
     assert "No space left" in recorder.log_text()
@@ -115,24 +121,35 @@ def test_serve_disk_full_read_only_and_locked_index_recover(
     before = len(indexed_rows(recorder, "cam"))
     filler.unlink()
     top_up.unlink()
-    recorder.wait_for(lambda: _segments_grow(recorder, "cam", before + 1), 60,
-                      "recording to resume after space was freed")
+    recorder.wait_for(
+        lambda: _segments_grow(recorder, "cam", before + 1),
+        60,
+        "recording to resume after space was freed",
+    )
     assert_rows_match_files(recorder, "cam")
 
     # 2. the storage turned read-only (root ignores permission bits; a ro mount does not).
     # Linux refuses a ro remount while a file is open for writing, so the camera drops
     # first; the recorder meets the read-only storage when it reconnects.
     cam.stop()
-    recorder.wait_for(lambda: state(recorder, "cam") != "recording", 30, "the run to end")
-    recorder.wait_for(lambda: not list((recorder.storage / "cam" / "partial").glob("*")),
-                      15, "the open segment to close")
+    recorder.wait_for(
+        lambda: state(recorder, "cam") != "recording", 30, "the run to end"
+    )
+    recorder.wait_for(
+        lambda: not list((recorder.storage / "cam" / "partial").glob("*")),
+        15,
+        "the open segment to close",
+    )
     assert _mount(["-o", "remount,ro", str(small_fs)]), _open_files_under(small_fs)
     cam.start()
     cam.wait_ready()
     try:
         recorder.wait_for(
-            lambda: "read-only" in str(camera(recorder, "cam").get("last_error")).lower(),
-            40, "the read-only error in GET /api/v1/cameras",
+            lambda: (
+                "read-only" in str(camera(recorder, "cam").get("last_error")).lower()
+            ),
+            40,
+            "the read-only error in GET /api/v1/cameras",
         )
         time.sleep(3)
         assert recorder.process is not None and recorder.process.poll() is None
@@ -140,8 +157,11 @@ def test_serve_disk_full_read_only_and_locked_index_recover(
     finally:
         assert _mount(["-o", "remount,rw", str(small_fs)])
     before = len(indexed_rows(recorder, "cam"))
-    recorder.wait_for(lambda: _segments_grow(recorder, "cam", before + 1), 60,
-                      "recording to resume once writable")
+    recorder.wait_for(
+        lambda: _segments_grow(recorder, "cam", before + 1),
+        60,
+        "recording to resume once writable",
+    )
     assert_rows_match_files(recorder, "cam")
 
     # 3. the index locked longer than SQLite's busy timeout: rows are written later
@@ -163,10 +183,16 @@ def test_serve_disk_full_read_only_and_locked_index_recover(
     time.sleep(SEGMENT_S + 2)  # a segment closes; its row waits for the lock
     assert not _ready(recorder)["index"]["ok"]
     holder.join()
-    recorder.wait_for(lambda: _segments_grow(recorder, "cam", before + 2), 60,
-                      "segments closed during the lock to be indexed")
-    recorder.wait_for(lambda: all(c["ok"] for c in _ready(recorder).values()), 30,
-                      "/readyz to be ready again")
+    recorder.wait_for(
+        lambda: _segments_grow(recorder, "cam", before + 2),
+        60,
+        "segments closed during the lock to be indexed",
+    )
+    recorder.wait_for(
+        lambda: all(c["ok"] for c in _ready(recorder).values()),
+        30,
+        "/readyz to be ready again",
+    )
     assert "index write failed; retrying" in recorder.log_text()
     assert_rows_match_files(recorder, "cam")
     # no hole: every segment of the run made during the lock is indexed

@@ -29,7 +29,9 @@ def dst_zone() -> Iterator[None]:
     saved = os.environ.get("TZ")
     os.environ["TZ"] = DST_ZONE
     time.tzset()
-    assert time.localtime(parse_rfc3339_us("2026-07-01T12:00:00Z") // 1_000_000).tm_isdst
+    assert time.localtime(
+        parse_rfc3339_us("2026-07-01T12:00:00Z") // 1_000_000
+    ).tm_isdst
     yield
     if saved is None:
         del os.environ["TZ"]
@@ -54,8 +56,14 @@ def _record_every_10_min(index: Index, first: str, count: int) -> list[int]:
         event = segment_event(seq=seq, duration_s=600)
         at_us = start_us + seq * 10 * MINUTE_US
         path = closed_path(Path("/"), "cam1", at_us).relative_to("/").as_posix()
-        event = type(event)(**{**event.__dict__, "start_us": at_us,
-                               "end_us": at_us + 10 * MINUTE_US, "path": path})
+        event = type(event)(
+            **{
+                **event.__dict__,
+                "start_us": at_us,
+                "end_us": at_us + 10 * MINUTE_US,
+                "path": path,
+            }
+        )
         index.add_segment(event)
         starts.append(at_us)
     return starts
@@ -63,8 +71,10 @@ def _record_every_10_min(index: Index, first: str, count: int) -> list[int]:
 
 def _query(index: Index, start: str, end: str) -> list[int]:
     span = parse_time_range({"start": start, "end": end})
-    return [row.start_us for row in index.segments_overlapping("cam1", span.start_us,
-                                                               span.end_us)]
+    return [
+        row.start_us
+        for row in index.segments_overlapping("cam1", span.start_us, span.end_us)
+    ]
 
 
 def test_index_spring_forward_queries_neither_lose_nor_duplicate_an_hour(
@@ -95,13 +105,15 @@ def test_index_fall_back_repeated_local_hour_keeps_both_hours(index: Index) -> N
 
 
 def test_closed_path_date_directories_are_utc_not_local(dst_zone: None) -> None:
-    evening_us = parse_rfc3339_us("2026-03-08T04:30:00Z")  # 23:30 on the 7th in New York
+    evening_us = parse_rfc3339_us(
+        "2026-03-08T04:30:00Z"
+    )  # 23:30 on the 7th in New York
     assert time.localtime(evening_us // 1_000_000).tm_mday == 7
     assert closed_path(Path("/r"), "c", evening_us).parts[-4:-1] == ("2026", "03", "08")
     assert format_rfc3339(evening_us).endswith("Z")
 
 
-_CLOCK_HOOK = '''
+_CLOCK_HOOK = """
 import os, time
 _real_time_ns = time.time_ns
 _offset_file = os.environ["NVR_TEST_CLOCK_OFFSET_FILE"]
@@ -118,7 +130,7 @@ def _time_ns():
     return _real_time_ns() + _cache[1]
 time.time_ns = _time_ns
 time.time = lambda: _time_ns() / 1e9
-'''
+"""
 
 
 @pytest.mark.e2e
@@ -141,7 +153,9 @@ def test_serve_in_dst_zone_with_server_clock_steps_stays_utc_and_never_overlaps(
     began_us = wall_now_us()
     recorder.start()
     recorder.wait_for(lambda: state(recorder, "cam") == "recording", 60, "recording")
-    recorder.wait_for(lambda: len(indexed_rows(recorder, "cam")) >= 2, 30, "two segments")
+    recorder.wait_for(
+        lambda: len(indexed_rows(recorder, "cam")) >= 2, 30, "two segments"
+    )
 
     # UTC everywhere although the process zone is New York (-4 h or -5 h)
     rows = indexed_rows(recorder, "cam")
@@ -149,11 +163,13 @@ def test_serve_in_dst_zone_with_server_clock_steps_stays_utc_and_never_overlaps(
     day = us_to_datetime(rows[0].start_us)
     assert rows[0].path.startswith(f"cam/{day.year:04d}/{day.month:02d}/{day.day:02d}/")
     end_us = wall_now_us() + 60_000_000
-    in_z = recordings(recorder, "cam", format_rfc3339(began_us - MINUTE_US),
-                      format_rfc3339(end_us))
+    in_z = recordings(
+        recorder, "cam", format_rfc3339(began_us - MINUTE_US), format_rfc3339(end_us)
+    )
     assert all(s["start"].endswith("Z") for s in in_z["segments"])
     shifted = recordings(  # the same instants written with -05:00 and +05:30 offsets
-        recorder, "cam",
+        recorder,
+        "cam",
         us_to_datetime(began_us - MINUTE_US).astimezone(ZoneInfo(DST_ZONE)).isoformat(),
         us_to_datetime(end_us).astimezone(ZoneInfo("Asia/Kolkata")).isoformat(),
     )
@@ -166,8 +182,11 @@ def test_serve_in_dst_zone_with_server_clock_steps_stays_utc_and_never_overlaps(
     time.sleep(15)
     recorder.wait_for(lambda: state(recorder, "cam") == "recording", 30, "recording")
     count = len(indexed_rows(recorder, "cam"))
-    recorder.wait_for(lambda: len(indexed_rows(recorder, "cam")) >= count + 2, 30,
-                      "recording after the steps")
+    recorder.wait_for(
+        lambda: len(indexed_rows(recorder, "cam")) >= count + 2,
+        30,
+        "recording after the steps",
+    )
     assert recorder.process is not None and recorder.process.poll() is None
     rows = assert_rows_match_files(recorder, "cam")  # no overlap, no negative segment
     for row in rows[:-1]:

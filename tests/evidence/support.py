@@ -23,19 +23,54 @@ GAP_US = 5 * S
 FRAGMENTED = "frag_keyframe+empty_moov+default_base_moof"
 
 
-def cut_segments(directory: Path, seconds: int, segment_s: int, offset_s: int) -> list[Path]:
+def cut_segments(
+    directory: Path, seconds: int, segment_s: int, offset_s: int
+) -> list[Path]:
     """testsrc2 + sine (25 fps, 1 s GOPs, H.264 + AAC) from ``offset_s``, cut into fMP4."""
     directory.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-         "-ss", str(offset_s), "-t", str(seconds),
-         "-c:v", "libx264", "-bf", "0", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
-         "-c:a", "aac", "-f", "segment", "-segment_time", str(segment_s),
-         "-reset_timestamps", "1", "-segment_format", "mp4",
-         "-segment_format_options", f"movflags={FRAGMENTED}",
-         str(directory / "seg%03d.mp4")],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-ss",
+            str(offset_s),
+            "-t",
+            str(seconds),
+            "-c:v",
+            "libx264",
+            "-bf",
+            "0",
+            "-g",
+            "25",
+            "-keyint_min",
+            "25",
+            "-sc_threshold",
+            "0",
+            "-c:a",
+            "aac",
+            "-f",
+            "segment",
+            "-segment_time",
+            str(segment_s),
+            "-reset_timestamps",
+            "1",
+            "-segment_format",
+            "mp4",
+            "-segment_format_options",
+            f"movflags={FRAGMENTED}",
+            str(directory / "seg%03d.mp4"),
+        ],
         check=True,
     )
     return sorted(directory.glob("seg*.mp4"))
@@ -58,15 +93,18 @@ class Archive:
 
 
 def make_config(tmp_path: Path) -> Config:
-    return Config.model_validate({
-        "storage": {"root": str(tmp_path / "var" / "segments")},
-        "index": {"url": f"sqlite:///{tmp_path / 'var' / 'index.db'}"},
-        "cameras": [{"id": "cam1", "url": "rtsp://user:pw@127.0.0.1:1/a"}],
-    })
+    return Config.model_validate(
+        {
+            "storage": {"root": str(tmp_path / "var" / "segments")},
+            "index": {"url": f"sqlite:///{tmp_path / 'var' / 'index.db'}"},
+            "cameras": [{"id": "cam1", "url": "rtsp://user:pw@127.0.0.1:1/a"}],
+        }
+    )
 
 
-def index_run(index: Index, root: Path, files: list[Path], run_id: str,
-              start_us: int) -> tuple[list[int], int]:
+def index_run(
+    index: Index, root: Path, files: list[Path], run_id: str, start_us: int
+) -> tuple[list[int], int]:
     """Copies the files into the storage layout and indexes them back to back."""
     ids = []
     for seq, source in enumerate(files):
@@ -78,13 +116,28 @@ def index_run(index: Index, root: Path, files: list[Path], run_id: str,
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         data = target.read_bytes()
-        ids.append(index.add_segment(SegmentClosed(
-            camera_id="cam1", run_id=run_id, seq=seq, path=relative, start_us=start_us,
-            end_us=end_us, media_start=0, media_duration=ticks,
-            timescale=layout.video_timescale, bytes=len(data),
-            sha256=hashlib.sha256(data).hexdigest(), video_codec="h264", audio_codec="aac",
-            width=320, height=240, keyframes=keyframe_table(layout),
-        )))
+        ids.append(
+            index.add_segment(
+                SegmentClosed(
+                    camera_id="cam1",
+                    run_id=run_id,
+                    seq=seq,
+                    path=relative,
+                    start_us=start_us,
+                    end_us=end_us,
+                    media_start=0,
+                    media_duration=ticks,
+                    timescale=layout.video_timescale,
+                    bytes=len(data),
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    video_codec="h264",
+                    audio_codec="aac",
+                    width=320,
+                    height=240,
+                    keyframes=keyframe_table(layout),
+                )
+            )
+        )
         start_us = end_us
     return ids, start_us
 

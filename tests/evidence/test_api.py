@@ -25,7 +25,9 @@ from .support import GAP_US, WALL_T0_US, Archive, S, index_call
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
-async def _client(aiohttp_client: ClientFactory, archive: Archive) -> TestClient[Any, Any]:
+async def _client(
+    aiohttp_client: ClientFactory, archive: Archive
+) -> TestClient[Any, Any]:
     app = make_app(ApiContext(archive.config, {}, archive.index, index_call))
     return await aiohttp_client(app)
 
@@ -34,21 +36,34 @@ def _auth(archive: Archive, name: str, role: Role) -> dict[str, str]:
     return {"Authorization": f"Bearer {create_token(archive.index, name, role)}"}
 
 
-async def export_package(client: TestClient[Any, Any], headers: dict[str, str],
-                         start_us: int, end_us: int) -> tuple[dict[str, Any], bytes]:
+async def export_package(
+    client: TestClient[Any, Any], headers: dict[str, str], start_us: int, end_us: int
+) -> tuple[dict[str, Any], bytes]:
     """Runs one export through the API and returns its final state and the package."""
-    answer = await client.post("/api/v1/exports", headers=headers, json={
-        "camera": "cam1", "start": format_rfc3339(start_us), "end": format_rfc3339(end_us),
-        "case_id": "CASE-42", "reason": "incident at the door"})
+    answer = await client.post(
+        "/api/v1/exports",
+        headers=headers,
+        json={
+            "camera": "cam1",
+            "start": format_rfc3339(start_us),
+            "end": format_rfc3339(end_us),
+            "case_id": "CASE-42",
+            "reason": "incident at the door",
+        },
+    )
     assert answer.status == 202, await answer.text()
     export_id = (await answer.json())["id"]
     for _ in range(200):
-        state = await (await client.get(f"/api/v1/exports/{export_id}", headers=headers)).json()
+        state = await (
+            await client.get(f"/api/v1/exports/{export_id}", headers=headers)
+        ).json()
         if state["state"] in ("done", "failed"):
             break
         await asyncio.sleep(0.05)
     assert state["state"] == "done", state
-    download = await client.get(f"/api/v1/exports/{export_id}/download", headers=headers)
+    download = await client.get(
+        f"/api/v1/exports/{export_id}/download", headers=headers
+    )
     assert download.status == 200
     return state, await download.read()
 
@@ -56,8 +71,8 @@ async def export_package(client: TestClient[Any, Any], headers: dict[str, str],
 def _top_level_boxes(data: bytes) -> list[str]:
     boxes, offset = [], 0
     while offset + 8 <= len(data):
-        size = int.from_bytes(data[offset:offset + 4], "big")
-        boxes.append(data[offset + 4:offset + 8].decode("ascii"))
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        boxes.append(data[offset + 4 : offset + 8].decode("ascii"))
         offset += size
     return boxes
 
@@ -75,18 +90,28 @@ async def test_export_across_reconnect_lists_gap_verifies_and_plays(
     path = tmp_path / "package.zip"
     path.write_bytes(package)
     with zipfile.ZipFile(path) as archive_zip:
-        assert sorted(archive_zip.namelist()) == ["manifest.json", "manifest.sig",
-                                                  "public_key.pem", "video.mp4"]
+        assert sorted(archive_zip.namelist()) == [
+            "manifest.json",
+            "manifest.sig",
+            "public_key.pem",
+            "video.mp4",
+        ]
         manifest = json.loads(archive_zip.read("manifest.json"))
         video = archive_zip.read("video.mp4")
-    assert manifest["gaps"] == [{
-        "start": format_rfc3339(archive.run_a_end_us),
-        "end": format_rfc3339(archive.run_b_start_us),
-        "start_us": archive.run_a_end_us, "end_us": archive.run_b_start_us,
-        "reason": "disconnected"}]
+    assert manifest["gaps"] == [
+        {
+            "start": format_rfc3339(archive.run_a_end_us),
+            "end": format_rfc3339(archive.run_b_start_us),
+            "start_us": archive.run_a_end_us,
+            "end_us": archive.run_b_start_us,
+            "reason": "disconnected",
+        }
+    ]
     assert [s["id"] for s in manifest["segments"]] == archive.segment_ids
-    assert all(len(s["sha256"]) == 64 and len(s["chain_hash"]) == 64
-               for s in manifest["segments"])
+    assert all(
+        len(s["sha256"]) == 64 and len(s["chain_hash"]) == 64
+        for s in manifest["segments"]
+    )
     assert manifest["exported_by"] == "olive" and manifest["case_id"] == "CASE-42"
     assert manifest["requested"]["start_us"] == start_us
     assert manifest["actual"]["start_us"] <= start_us
@@ -111,7 +136,9 @@ async def test_export_places_hold_that_retention_honours(
     operator = _auth(archive, "olive", Role.OPERATOR)
     await export_package(client, operator, WALL_T0_US, WALL_T0_US + 5 * S)
 
-    holds = await (await client.get("/api/v1/holds?case_id=CASE-42", headers=operator)).json()
+    holds = await (
+        await client.get("/api/v1/holds?case_id=CASE-42", headers=operator)
+    ).json()
     old = archive.index.segments_older_than(archive.end_us + S, 100)
 
     assert len(holds["holds"]) == 1
@@ -120,7 +147,9 @@ async def test_export_places_hold_that_retention_honours(
     assert archive.segment_ids[1] not in [row.id for row in old]
     assert archive.segment_ids[2] in [row.id for row in old]
     assert archive.index.held(archive.segment_ids[0])
-    assert archive.index.delete_segment_row(archive.segment_ids[0], "retention", 1) is None
+    assert (
+        archive.index.delete_segment_row(archive.segment_ids[0], "retention", 1) is None
+    )
 
     hold_id = holds["holds"][0]["id"]
     released = await client.delete(f"/api/v1/holds/{hold_id}", headers=operator)
@@ -133,20 +162,31 @@ async def test_export_of_empty_range_fails_with_reason(
 ) -> None:
     client = await _client(aiohttp_client, archive)
     operator = _auth(archive, "olive", Role.OPERATOR)
-    answer = await client.post("/api/v1/exports", headers=operator, json={
-        "camera": "cam1", "start": format_rfc3339(WALL_T0_US - 100 * S),
-        "end": format_rfc3339(WALL_T0_US - 50 * S), "case_id": "C", "reason": "r"})
+    answer = await client.post(
+        "/api/v1/exports",
+        headers=operator,
+        json={
+            "camera": "cam1",
+            "start": format_rfc3339(WALL_T0_US - 100 * S),
+            "end": format_rfc3339(WALL_T0_US - 50 * S),
+            "case_id": "C",
+            "reason": "r",
+        },
+    )
     export_id = (await answer.json())["id"]
     for _ in range(100):
-        state = await (await client.get(f"/api/v1/exports/{export_id}",
-                                        headers=operator)).json()
+        state = await (
+            await client.get(f"/api/v1/exports/{export_id}", headers=operator)
+        ).json()
         if state["state"] == "failed":
             break
         await asyncio.sleep(0.05)
 
     assert state["state"] == "failed"
     assert "no recording" in state["error"]
-    download = await client.get(f"/api/v1/exports/{export_id}/download", headers=operator)
+    download = await client.get(
+        f"/api/v1/exports/{export_id}/download", headers=operator
+    )
     assert download.status == 409
 
 
@@ -160,13 +200,22 @@ async def test_export_with_altered_source_fails_naming_segment(
     data[len(data) // 2] ^= 0xFF
     target.write_bytes(bytes(data))
 
-    answer = await client.post("/api/v1/exports", headers=operator, json={
-        "camera": "cam1", "start": format_rfc3339(WALL_T0_US),
-        "end": format_rfc3339(WALL_T0_US + 10 * S), "case_id": "C", "reason": "r"})
+    answer = await client.post(
+        "/api/v1/exports",
+        headers=operator,
+        json={
+            "camera": "cam1",
+            "start": format_rfc3339(WALL_T0_US),
+            "end": format_rfc3339(WALL_T0_US + 10 * S),
+            "case_id": "C",
+            "reason": "r",
+        },
+    )
     export_id = (await answer.json())["id"]
     for _ in range(100):
-        state = await (await client.get(f"/api/v1/exports/{export_id}",
-                                        headers=operator)).json()
+        state = await (
+            await client.get(f"/api/v1/exports/{export_id}", headers=operator)
+        ).json()
         if state["state"] == "failed":
             break
         await asyncio.sleep(0.05)
@@ -204,13 +253,16 @@ async def test_audit_log_records_actions_in_an_intact_chain(
     operator = _auth(archive, "olive", Role.OPERATOR)
     auditor = _auth(archive, "audrey", Role.AUDITOR)
     viewer = _auth(archive, "vic", Role.VIEWER)
-    query = f"start={format_rfc3339(WALL_T0_US)}&end={format_rfc3339(WALL_T0_US + 4 * S)}"
+    query = (
+        f"start={format_rfc3339(WALL_T0_US)}&end={format_rfc3339(WALL_T0_US + 4 * S)}"
+    )
     await client.get(f"/api/v1/cameras/cam1/video.mp4?{query}", headers=viewer)
     await export_package(client, operator, WALL_T0_US, WALL_T0_US + 4 * S)
 
     every = await (await client.get("/api/v1/audit", headers=auditor)).json()
-    exports = await (await client.get("/api/v1/audit?action=export&actor=olive",
-                                      headers=auditor)).json()
+    exports = await (
+        await client.get("/api/v1/audit?action=export&actor=olive", headers=auditor)
+    ).json()
     forbidden = await client.get("/api/v1/audit", headers=operator)
 
     actions = [entry["action"] for entry in every["entries"]]
@@ -222,9 +274,15 @@ async def test_audit_log_records_actions_in_an_intact_chain(
     previous = GENESIS
     for entry in every["entries"]:
         assert entry["prev_hash"] == previous
-        assert entry["hash"] == audit_hash(previous, entry["at_us"], entry["actor"],
-                                           entry["action"], entry["camera"],
-                                           entry["subject"], entry["details_json"])
+        assert entry["hash"] == audit_hash(
+            previous,
+            entry["at_us"],
+            entry["actor"],
+            entry["action"],
+            entry["camera"],
+            entry["subject"],
+            entry["details_json"],
+        )
         previous = entry["hash"]
 
 
@@ -233,8 +291,8 @@ def flip_video_byte(package: bytes) -> bytes:
     with zipfile.ZipFile(io.BytesIO(package)) as archive_zip:
         info = archive_zip.getinfo("video.mp4")
     header = info.header_offset
-    name_length = int.from_bytes(package[header + 26:header + 28], "little")
-    extra_length = int.from_bytes(package[header + 28:header + 30], "little")
+    name_length = int.from_bytes(package[header + 26 : header + 28], "little")
+    extra_length = int.from_bytes(package[header + 28 : header + 30], "little")
     middle = header + 30 + name_length + extra_length + info.compress_size // 2
     data = bytearray(package)
     data[middle] ^= 0xFF

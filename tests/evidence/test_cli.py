@@ -31,11 +31,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-async def package(aiohttp_client: ClientFactory, archive: Archive,
-                  tmp_path: Path) -> tuple[Path, Path]:
+async def package(
+    aiohttp_client: ClientFactory, archive: Archive, tmp_path: Path
+) -> tuple[Path, Path]:
     """An exported package and the server's public key, both as files."""
     client = await _client(aiohttp_client, archive)
-    headers = {"Authorization": f"Bearer {create_token(archive.index, 'olive', Role.OPERATOR)}"}
+    headers = {
+        "Authorization": f"Bearer {create_token(archive.index, 'olive', Role.OPERATOR)}"
+    }
     _, data = await export_package(client, headers, WALL_T0_US, WALL_T0_US + 6 * S)
     keys = await (await client.get("/api/v1/keys", headers=headers)).json()
     key_path = tmp_path / "server.pem"
@@ -57,7 +60,9 @@ def rewrite(source: Path, target: Path, changes: dict[str, bytes]) -> Path:
     return target
 
 
-def test_verify_intact_package_with_trusted_key_passes(package: tuple[Path, Path]) -> None:
+def test_verify_intact_package_with_trusted_key_passes(
+    package: tuple[Path, Path],
+) -> None:
     path, key = package
     result = verify(str(path), "--key", str(key))
 
@@ -90,8 +95,9 @@ def test_verify_edited_manifest_fails_the_signature_check(
     with zipfile.ZipFile(path) as archive_zip:
         manifest = json.loads(archive_zip.read(MANIFEST_ENTRY))
     manifest["reason"] = "nothing to see"
-    edited = rewrite(path, tmp_path / "edited.zip",
-                     {MANIFEST_ENTRY: json.dumps(manifest).encode()})
+    edited = rewrite(
+        path, tmp_path / "edited.zip", {MANIFEST_ENTRY: json.dumps(manifest).encode()}
+    )
 
     result = verify(str(edited), "--key", str(key))
 
@@ -107,10 +113,19 @@ def _resign(path: Path, target: Path, key: Ed25519PrivateKey) -> Path:
         video = archive_zip.read(VIDEO_ENTRY)
 
     def build(files: list[PackedFile]) -> dict[str, Any]:
-        return {**manifest, "files": [{"name": f.name, "bytes": f.size, "sha256": f.sha256,
-                                       "media_type": f.media_type} for f in files],
-                "signing_key": {"algorithm": "Ed25519",
-                                "sha256": _fingerprint(key)}}
+        return {
+            **manifest,
+            "files": [
+                {
+                    "name": f.name,
+                    "bytes": f.size,
+                    "sha256": f.sha256,
+                    "media_type": f.media_type,
+                }
+                for f in files
+            ],
+            "signing_key": {"algorithm": "Ed25519", "sha256": _fingerprint(key)},
+        }
 
     write_package(target, len(video), [video], build, key, manifest["created_us"])
     return target
@@ -118,6 +133,7 @@ def _resign(path: Path, target: Path, key: Ed25519PrivateKey) -> Path:
 
 def _fingerprint(key: Ed25519PrivateKey) -> str:
     from nvr.evidence.signing import key_fingerprint
+
     return key_fingerprint(key.public_key())
 
 
@@ -143,7 +159,7 @@ def test_verify_package_signed_by_another_key_fails_unless_that_key_is_trusted(
 
 
 def test_verify_runs_offline_without_index_or_server_modules(
-    package: tuple[Path, Path]
+    package: tuple[Path, Path],
 ) -> None:
     path, key = package
     code = (
@@ -157,8 +173,13 @@ def test_verify_runs_offline_without_index_or_server_modules(
         "    print('loaded:', loaded, 'exit:', exit.code)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
     assert "loaded: [] exit: 0" in out
 
@@ -186,8 +207,17 @@ def _config_file(archive: Archive, tmp_path: Path) -> Path:
 
 
 def audit(archive: Archive, tmp_path: Path, *extra: str) -> Any:
-    return CliRunner().invoke(main, ["audit", "--config", str(_config_file(archive, tmp_path)),
-                                     "--camera", "cam1", *extra])
+    return CliRunner().invoke(
+        main,
+        [
+            "audit",
+            "--config",
+            str(_config_file(archive, tmp_path)),
+            "--camera",
+            "cam1",
+            *extra,
+        ],
+    )
 
 
 def test_audit_untouched_archive_is_clean(archive: Archive, tmp_path: Path) -> None:
@@ -210,12 +240,15 @@ def test_audit_altered_middle_segment_is_reported_by_segment(
     result = audit(archive, tmp_path)
 
     assert result.exit_code == 1
-    findings = [line for line in result.output.splitlines() if line.startswith("ALTERED")]
+    findings = [
+        line for line in result.output.splitlines() if line.startswith("ALTERED")
+    ]
     assert len(findings) == 1 and f"segment {middle} " in findings[0]
 
 
-def test_audit_deleted_middle_file_is_reported_missing(archive: Archive,
-                                                       tmp_path: Path) -> None:
+def test_audit_deleted_middle_file_is_reported_missing(
+    archive: Archive, tmp_path: Path
+) -> None:
     middle = archive.segment_ids[1]
     archive.path_of(middle).unlink()
 
@@ -225,8 +258,9 @@ def test_audit_deleted_middle_file_is_reported_missing(archive: Archive,
     assert f"MISSING  segment {middle} " in result.output
 
 
-def test_audit_row_removed_silently_breaks_the_chain(archive: Archive,
-                                                     tmp_path: Path) -> None:
+def test_audit_row_removed_silently_breaks_the_chain(
+    archive: Archive, tmp_path: Path
+) -> None:
     removed = archive.segment_ids[2]
     path = archive.path_of(removed)
     with archive.index.write() as session:
@@ -244,7 +278,9 @@ def test_audit_retention_deletion_is_explained_not_tampering(
 ) -> None:
     removed = archive.segment_ids[1]
     path = archive.path_of(removed)
-    assert archive.index.delete_segment_row(removed, "retention", WALL_T0_US) is not None
+    assert (
+        archive.index.delete_segment_row(removed, "retention", WALL_T0_US) is not None
+    )
     path.unlink()
 
     result = audit(archive, tmp_path, "--start", "2026-01-01T00:00:00Z")
@@ -262,8 +298,9 @@ def test_audit_edited_audit_row_is_reported(archive: Archive, tmp_path: Path) ->
     first = record_audit(archive.index, "olive", "export", "export x")
     record_audit(archive.index, "olive", "export", "export y")
     with archive.index.write() as session:
-        session.execute(update(AuditEntry).where(AuditEntry.id == first.id)
-                        .values(actor="mallory"))
+        session.execute(
+            update(AuditEntry).where(AuditEntry.id == first.id).values(actor="mallory")
+        )
 
     result = audit(archive, tmp_path)
 

@@ -29,9 +29,19 @@ def write_clip(plan: ClipPlan, path: Path) -> Path:
 
 def probe_duration_s(path: Path) -> float:
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-of", "json", "-show_entries", "format=duration",
-         str(path)],
-        check=True, capture_output=True, text=True,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-of",
+            "json",
+            "-show_entries",
+            "format=duration",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return float(json.loads(out.stdout)["format"]["duration"])
 
@@ -56,7 +66,9 @@ def decode(path: Path) -> Decoded:
         assert {s.type for s in container.streams} == {"video", "audio"}
         for packet in container.demux():
             is_video = packet.stream.type == "video"
-            if packet.dts is not None:  # None marks the end-of-stream packet that flushes
+            if (
+                packet.dts is not None
+            ):  # None marks the end-of-stream packet that flushes
                 assert packet.time_base is not None
                 dts_s = packet.dts * packet.time_base
                 if is_video and not result.video_dts_s:
@@ -73,7 +85,9 @@ def decode(path: Path) -> Decoded:
 def test_plan_clip_across_three_segments_decodes_whole(
     recording: Recording, tmp_path: Path
 ) -> None:
-    plan = plan_clip(recording.sources, WALL_T0_US + 10_500_000, WALL_T0_US + 25_500_000)
+    plan = plan_clip(
+        recording.sources, WALL_T0_US + 10_500_000, WALL_T0_US + 25_500_000
+    )
     clip = write_clip(plan, tmp_path / "clip.mp4")
 
     decoded = decode(clip)
@@ -140,13 +154,19 @@ def test_plan_clip_range_ending_on_keyframe_excludes_that_fragment(
 
 
 @pytest.mark.parametrize(
-    ("start_s", "end_s"), [(-20, -1), (36.5, 50), (-5, 0)], ids=["before", "after", "abut"]
+    ("start_s", "end_s"),
+    [(-20, -1), (36.5, 50), (-5, 0)],
+    ids=["before", "after", "abut"],
 )
 def test_plan_clip_no_fragment_in_range_raises_not_found(
     recording: Recording, start_s: float, end_s: float
 ) -> None:
     with pytest.raises(NotFound):
-        plan_clip(recording.sources, WALL_T0_US + int(start_s * S), WALL_T0_US + int(end_s * S))
+        plan_clip(
+            recording.sources,
+            WALL_T0_US + int(start_s * S),
+            WALL_T0_US + int(end_s * S),
+        )
 
 
 def test_plan_clip_end_not_after_start_raises_bad_range(recording: Recording) -> None:
@@ -175,9 +195,12 @@ def test_plan_clip_gap_between_runs_keeps_wall_offset(
 def test_plan_clip_resolution_change_ends_clip_before_new_segment(
     export_media_dir: Path, tmp_path: Path
 ) -> None:
-    small = cut_segments(export_media_dir / "h264-small", "h264", seconds=8, segment_s=4)
-    large = cut_segments(export_media_dir / "h264-large", "h264", seconds=4, segment_s=4,
-                         size="640x480")
+    small = cut_segments(
+        export_media_dir / "h264-small", "h264", seconds=8, segment_s=4
+    )
+    large = cut_segments(
+        export_media_dir / "h264-large", "h264", seconds=4, segment_s=4, size="640x480"
+    )
     sources = clip_sources([*small, *large], WALL_T0_US)
 
     plan = plan_clip(sources, WALL_T0_US + 1 * S, WALL_T0_US + 11 * S)
@@ -194,18 +217,41 @@ def test_plan_clip_day_of_two_second_gops_plans_quickly(export_media_dir: Path) 
     if not minute.exists():
         minute.mkdir()
         subprocess.run(
-            ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi",
-             "-i", "testsrc2=size=64x48:rate=10", "-f", "lavfi", "-i", "sine",
-             "-t", "60", "-c:v", "libx264", "-g", "20", "-sc_threshold", "0", "-c:a", "aac",
-             "-movflags", "frag_keyframe+empty_moov+default_base_moof",
-             str(minute / "seg.mp4")],
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=64x48:rate=10",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine",
+                "-t",
+                "60",
+                "-c:v",
+                "libx264",
+                "-g",
+                "20",
+                "-sc_threshold",
+                "0",
+                "-c:a",
+                "aac",
+                "-movflags",
+                "frag_keyframe+empty_moov+default_base_moof",
+                str(minute / "seg.mp4"),
+            ],
             check=True,
         )
     (one,) = clip_sources([minute / "seg.mp4"], WALL_T0_US)
     assert len(one.keyframes) == 30
     sources = [
-        dataclasses.replace(one, start_us=one.start_us + i * 60 * S,
-                            end_us=one.end_us + i * 60 * S)
+        dataclasses.replace(
+            one, start_us=one.start_us + i * 60 * S, end_us=one.end_us + i * 60 * S
+        )
         for i in range(1440)
     ]
 

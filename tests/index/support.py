@@ -8,13 +8,24 @@ T0_US = 1_767_322_800_000_000
 SECOND_US = 1_000_000
 CLOCK_US = T0_US + 86_400 * SECOND_US
 
-GROUPS = (GroupConfig(name="general", retention_days=30),
-          GroupConfig(name="key-area", retention_days=90))
-CAMERAS = (CameraConfig(id="cam1", url="rtsp://u:secret@127.0.0.1/a", group="general"),
-           CameraConfig(id="cam2", url="rtsp://127.0.0.1/b", group="key-area"))
+GROUPS = (
+    GroupConfig(name="general", retention_days=30),
+    GroupConfig(name="key-area", retention_days=90),
+)
+CAMERAS = (
+    CameraConfig(id="cam1", url="rtsp://u:secret@127.0.0.1/a", group="general"),
+    CameraConfig(id="cam2", url="rtsp://127.0.0.1/b", group="key-area"),
+)
 
-def segment_event(camera_id: str = "cam1", run_id: str = "run-a", seq: int = 0,
-                  start_s: float = 0, duration_s: float = 60, sha: str = "a") -> SegmentClosed:
+
+def segment_event(
+    camera_id: str = "cam1",
+    run_id: str = "run-a",
+    seq: int = 0,
+    start_s: float = 0,
+    duration_s: float = 60,
+    sha: str = "a",
+) -> SegmentClosed:
     """A SegmentClosed for ``[T0 + start_s, T0 + start_s + duration_s)``."""
     start_us = T0_US + round(start_s * SECOND_US)
     end_us = start_us + round(duration_s * SECOND_US)

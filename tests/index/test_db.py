@@ -22,14 +22,22 @@ def test_open_index_sqlite_file_creates_parent_and_sets_pragmas(tmp_path: Path) 
         with index.engine.connect() as connection:
             pragmas = {
                 name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
-                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+                for name in (
+                    "journal_mode",
+                    "synchronous",
+                    "foreign_keys",
+                    "busy_timeout",
+                )
             }
     finally:
         index.close()
 
     assert path.is_file()
     assert pragmas == {
-        "journal_mode": "wal", "synchronous": 2, "foreign_keys": 1, "busy_timeout": 15000
+        "journal_mode": "wal",
+        "synchronous": 2,
+        "foreign_keys": 1,
+        "busy_timeout": 15000,
     }
 
 
@@ -38,7 +46,9 @@ def test_open_index_sqlite_foreign_keys_are_enforced(sqlite_url: str) -> None:
     try:
         with pytest.raises(IntegrityError), index.sessions() as session:
             session.execute(
-                text("INSERT INTO cameras (id, group_name, created_us) VALUES ('c', 'nope', 0)")
+                text(
+                    "INSERT INTO cameras (id, group_name, created_us) VALUES ('c', 'nope', 0)"
+                )
             )
             session.commit()
     finally:

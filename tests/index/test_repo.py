@@ -42,7 +42,9 @@ def test_segments_overlapping_half_open_bounds_exclude_touching_segments(
     for n in range(3):
         index.add_segment(segment_event(seq=n, start_s=60 * n))
 
-    assert [row.seq for row in index.segments_overlapping("cam1", *_window(60, 120))] == [1]
+    assert [
+        row.seq for row in index.segments_overlapping("cam1", *_window(60, 120))
+    ] == [1]
     assert index.segments_overlapping("cam1", *_window(180, 240)) == []
     assert index.segments_overlapping("cam1", *_window(-60, 0)) == []
     assert index.segments_overlapping("cam2", *_window(0, 180)) == []
@@ -65,16 +67,18 @@ def test_add_segment_same_path_other_content_raises(index: Index) -> None:
         index.add_segment(segment_event(sha="b"))
 
 
-def test_add_segment_overlapping_same_camera_raises_and_keeps_rows(index: Index) -> None:
+def test_add_segment_overlapping_same_camera_raises_and_keeps_rows(
+    index: Index,
+) -> None:
     index.add_segment(segment_event(start_s=0, duration_s=60))
     clash = segment_event(run_id="run-b", start_s=30, duration_s=60)
 
     with pytest.raises(StorageError, match="overlaps"):
         index.add_segment(clash)
 
-    assert [row.start_us for row in index.segments_overlapping("cam1", *_window(0, 200))] == [
-        T0_US
-    ]
+    assert [
+        row.start_us for row in index.segments_overlapping("cam1", *_window(0, 200))
+    ] == [T0_US]
     assert index.segment_by_path(clash.path) is None
     assert index.run("run-b") is None
 
@@ -92,7 +96,9 @@ def test_add_segment_unknown_camera_raises(index: Index) -> None:
 
 
 @pytest.mark.parametrize("change", [{"end_us": T0_US}, {"bytes": 0}, {"sha256": "xyz"}])
-def test_add_segment_invalid_event_raises(index: Index, change: dict[str, object]) -> None:
+def test_add_segment_invalid_event_raises(
+    index: Index, change: dict[str, object]
+) -> None:
     event = dataclasses.replace(segment_event(), **change)  # type: ignore[arg-type]
 
     with pytest.raises(StorageError):
@@ -107,7 +113,10 @@ def test_add_segment_creates_run_row_from_first_segment(index: Index) -> None:
 
     assert run is not None
     assert (run.camera_id, run.started_us, run.ended_us, run.end_reason) == (
-        "cam1", T0_US, None, None
+        "cam1",
+        T0_US,
+        None,
+        None,
     )
 
 
@@ -166,9 +175,9 @@ def test_gaps_overlapping_range_returns_only_touching_gaps(index: Index) -> None
     index.add_segment(segment_event(run_id="run-b", start_s=100))
     index.add_segment(segment_event(run_id="run-c", start_s=200))
 
-    assert [gap.start_us for gap in index.gaps_overlapping("cam1", *_window(70, 80))] == [
-        T0_US + 60 * SECOND_US
-    ]
+    assert [
+        gap.start_us for gap in index.gaps_overlapping("cam1", *_window(70, 80))
+    ] == [T0_US + 60 * SECOND_US]
     assert index.gaps_overlapping("cam1", *_window(100, 160)) == []
     assert len(index.gaps_overlapping("cam1", *_window(0, 400))) == 2
 
@@ -183,7 +192,9 @@ def test_end_run_before_any_segment_keeps_reason_and_takes_segment_start(
 
     assert run is not None
     assert (run.started_us, run.ended_us, run.end_reason) == (
-        T0_US, T0_US + 60 * SECOND_US, "timestamp-jump"
+        T0_US,
+        T0_US + 60 * SECOND_US,
+        "timestamp-jump",
     )
 
 
@@ -212,10 +223,14 @@ def test_sync_groups_and_cameras_seeds_only_and_keeps_removed_camera(
     index.add_segment(segment_event(camera_id="cam2", run_id="run-z"))
 
     index.sync_groups_and_cameras(
-        (GroupConfig(name="general", retention_days=7),
-         GroupConfig(name="key-area", retention_days=90)),
-        (CameraConfig(id="cam1", url="rtsp://127.0.0.1/a", group="key-area"),
-         CameraConfig(id="cam3", url="rtsp://127.0.0.1/c")),
+        (
+            GroupConfig(name="general", retention_days=7),
+            GroupConfig(name="key-area", retention_days=90),
+        ),
+        (
+            CameraConfig(id="cam1", url="rtsp://127.0.0.1/a", group="key-area"),
+            CameraConfig(id="cam3", url="rtsp://127.0.0.1/c"),
+        ),
     )
 
     # the index, where the API changes groups with confirmation, wins over the config
@@ -230,7 +245,8 @@ def test_sync_groups_and_cameras_seeds_only_and_keeps_removed_camera(
 def test_sync_groups_and_cameras_unknown_group_raises(index: Index) -> None:
     with pytest.raises(StorageError):
         index.sync_groups_and_cameras(
-            GROUPS, (CameraConfig(id="cam9", url="rtsp://127.0.0.1/x", group="missing"),)
+            GROUPS,
+            (CameraConfig(id="cam9", url="rtsp://127.0.0.1/x", group="missing"),),
         )
     assert "cam9" not in index.camera_ids()
 
@@ -240,8 +256,9 @@ def test_segments_older_than_filters_by_camera_group_and_orders_by_end(
 ) -> None:
     for n in range(3):
         index.add_segment(segment_event(camera_id="cam1", seq=n, start_s=60 * n))
-        index.add_segment(segment_event(camera_id="cam2", run_id="run-z", seq=n,
-                                        start_s=60 * n + 1))
+        index.add_segment(
+            segment_event(camera_id="cam2", run_id="run-z", seq=n, start_s=60 * n + 1)
+        )
     cutoff_us = T0_US + 125 * SECOND_US
 
     by_camera = index.segments_older_than(cutoff_us, 10, camera_id="cam1")
@@ -251,7 +268,9 @@ def test_segments_older_than_filters_by_camera_group_and_orders_by_end(
     assert [row.seq for row in by_camera] == [0, 1]
     assert [(row.camera_id, row.seq) for row in by_group] == [("cam2", 0), ("cam2", 1)]
     assert [(row.camera_id, row.seq) for row in limited] == [
-        ("cam1", 0), ("cam2", 0), ("cam1", 1)
+        ("cam1", 0),
+        ("cam2", 0),
+        ("cam1", 1),
     ]
 
 
@@ -264,13 +283,20 @@ def test_delete_segment_row_writes_deletion_and_removes_segment(index: Index) ->
 
     assert deletion is not None
     assert (deletion.segment_id, deletion.camera_id, deletion.reason) == (
-        segment_id, "cam1", "retention"
+        segment_id,
+        "cam1",
+        "retention",
     )
-    assert (deletion.start_us, deletion.end_us, deletion.bytes) == (*_window(0, 60), 1_000_000)
+    assert (deletion.start_us, deletion.end_us, deletion.bytes) == (
+        *_window(0, 60),
+        1_000_000,
+    )
     assert deletion.deleted_us == deleted_us
     assert index.segment_by_id(segment_id) is None
     assert index.deletions("cam1") == [deletion]
-    assert [row.seq for row in index.segments_overlapping("cam1", *_window(0, 200))] == [1]
+    assert [
+        row.seq for row in index.segments_overlapping("cam1", *_window(0, 200))
+    ] == [1]
 
 
 def test_delete_segment_row_already_deleted_returns_none(index: Index) -> None:
@@ -282,7 +308,8 @@ def test_delete_segment_row_already_deleted_returns_none(index: Index) -> None:
 
 
 def test_delete_segment_row_failure_after_both_writes_keeps_segment_and_no_log(
-    index: Index, monkeypatch: pytest.MonkeyPatch,
+    index: Index,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     segment_id = index.add_segment(segment_event())
 
@@ -331,13 +358,20 @@ def _race(index: Index, events: list[SegmentClosed]) -> list[str]:
     return outcomes
 
 
-def test_add_segment_concurrent_overlapping_writers_exactly_one_wins(index: Index) -> None:
+def test_add_segment_concurrent_overlapping_writers_exactly_one_wins(
+    index: Index,
+) -> None:
     for round_n in range(4):
         start_s = 1000 * round_n
-        events = [segment_event(run_id=f"run-{round_n}-{n}", start_s=start_s + n * 10)
-                  for n in range(2)]
+        events = [
+            segment_event(run_id=f"run-{round_n}-{n}", start_s=start_s + n * 10)
+            for n in range(2)
+        ]
 
         outcomes = _race(index, events)
 
         assert sorted(outcomes) == ["added", "rejected"]
-        assert len(index.segments_overlapping("cam1", *_window(start_s, start_s + 100))) == 1
+        assert (
+            len(index.segments_overlapping("cam1", *_window(start_s, start_s + 100)))
+            == 1
+        )

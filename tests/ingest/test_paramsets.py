@@ -17,7 +17,12 @@ def test_parameter_sets_h264_keyframe_without_them_returns_empty() -> None:
 
 
 def test_parameter_sets_hevc_vps_sps_pps_found_slices_ignored() -> None:
-    vps, sps, pps, idr = b"\x40\x01\x0c", b"\x42\x01\x01", b"\x44\x01\xc1", b"\x26\x01\xaf"
+    vps, sps, pps, idr = (
+        b"\x40\x01\x0c",
+        b"\x42\x01\x01",
+        b"\x44\x01\xc1",
+        b"\x26\x01\xaf",
+    )
     data = b"".join(b"\x00\x00\x00\x01" + unit for unit in (vps, sps, pps, idr))
     assert parameter_sets(data, "hevc") == vps + sps + pps
 

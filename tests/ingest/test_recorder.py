@@ -30,15 +30,23 @@ class Recording:
     """A CameraRecorder running on a thread, collecting its events."""
 
     def __init__(self, url: str, root: Path, **recording: float) -> None:
-        settings = {"segment_seconds": 5, "stall_seconds": 3, "backoff_initial_seconds": 0.2,
-                    "backoff_max_seconds": 1, **recording}
+        settings = {
+            "segment_seconds": 5,
+            "stall_seconds": 3,
+            "backoff_initial_seconds": 0.2,
+            "backoff_max_seconds": 1,
+            **recording,
+        }
         self.root = root
         self.stop_event = threading.Event()
         self._events: list[Event] = []
         self._lock = threading.Lock()
         self.recorder = CameraRecorder(
-            CameraConfig(id="cam1", url=url), RecordingConfig(**settings), root,
-            self._emit, self.stop_event,
+            CameraConfig(id="cam1", url=url),
+            RecordingConfig(**settings),
+            root,
+            self._emit,
+            self.stop_event,
         )
         self.thread = threading.Thread(target=self.recorder.run, name="recorder")
         self.thread.start()
@@ -61,7 +69,9 @@ class Recording:
             if done(self.events):
                 return
             time.sleep(0.1)
-        raise AssertionError(f"condition not met in {timeout_s} s; events: {self.events}")
+        raise AssertionError(
+            f"condition not met in {timeout_s} s; events: {self.events}"
+        )
 
     def stop(self) -> float:
         """Sets stop and joins; returns how long the recorder took to return."""
@@ -90,7 +100,9 @@ def ffprobe_streams(path: Path) -> list[dict[str, str]]:
     """ffprobe's stream list; asserts ffprobe printed no error at all."""
     probe = subprocess.run(
         ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert probe.stderr == "", f"{path}: {probe.stderr}"
     streams: list[dict[str, str]] = json.loads(probe.stdout)["streams"]
@@ -138,7 +150,9 @@ def test_recorder_25s_stream_closes_verified_tiling_5s_segments(
     camera = rtsp_camera_factory(codec, audio=audio, bframes=bframes, seconds=10)
     session = recordings(camera.url)
 
-    session.wait_for(lambda events: sum(isinstance(e, SegmentClosed) for e in events) >= 4, 40)
+    session.wait_for(
+        lambda events: sum(isinstance(e, SegmentClosed) for e in events) >= 4, 40
+    )
     stop_s = session.stop()
 
     segments = session.segments()
@@ -169,14 +183,17 @@ def test_recorder_server_killed_closes_segment_and_reconnects_with_new_run(
 ) -> None:
     camera = rtsp_camera_factory("h264", audio="aac", bframes=True, seconds=10)
     session = recordings(camera.url)
-    session.wait_for(lambda events: any(isinstance(e, SegmentClosed) for e in events), 30)
+    session.wait_for(
+        lambda events: any(isinstance(e, SegmentClosed) for e in events), 30
+    )
     time.sleep(2)  # into the second segment
 
     camera.stop()
     session.wait_for(lambda events: any(isinstance(e, RunEnded) for e in events), 15)
     session.wait_for(
         lambda events: any(
-            isinstance(e, CameraState) and e.status is CameraStatus.RECONNECTING for e in events
+            isinstance(e, CameraState) and e.status is CameraStatus.RECONNECTING
+            for e in events
         ),
         10,
     )
@@ -233,13 +250,17 @@ def test_recorder_stalled_camera_ends_run_as_stalled(
 ) -> None:
     camera = rtsp_camera_factory("h264", seconds=10)
     session = recordings(camera.url, stall_seconds=2)
-    session.wait_for(lambda events: any(isinstance(e, SegmentClosed) for e in events), 30)
+    session.wait_for(
+        lambda events: any(isinstance(e, SegmentClosed) for e in events), 30
+    )
 
     server = camera._proc  # the server process: freezing it stalls the stream mid-run
     assert server is not None
     os.kill(server.pid, signal.SIGSTOP)
     try:
-        session.wait_for(lambda events: any(isinstance(e, RunEnded) for e in events), 10)
+        session.wait_for(
+            lambda events: any(isinstance(e, RunEnded) for e in events), 10
+        )
         stop_s = session.stop()
     finally:
         os.kill(server.pid, signal.SIGCONT)
@@ -256,8 +277,9 @@ def test_recorder_stop_during_silent_connect_returns_within_2s(
 ) -> None:
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
         port = silent.getsockname()[1]
-        session = recordings(f"rtsp://user:secret@127.0.0.1:{port}/stream",
-                             connect_timeout_seconds=30)
+        session = recordings(
+            f"rtsp://user:secret@127.0.0.1:{port}/stream", connect_timeout_seconds=30
+        )
         time.sleep(1.5)
         stop_s = session.stop()
 
@@ -276,10 +298,15 @@ def test_recorder_unreachable_camera_reports_error_without_password(
     session = recordings(f"rtsp://user:secret@127.0.0.1:{port}/stream")
 
     session.wait_for(
-        lambda events: any(isinstance(e, CameraState) and e.last_error for e in events), 15
+        lambda events: any(isinstance(e, CameraState) and e.last_error for e in events),
+        15,
     )
     session.stop()
 
-    errors = [e.last_error for e in session.events if isinstance(e, CameraState) and e.last_error]
+    errors = [
+        e.last_error
+        for e in session.events
+        if isinstance(e, CameraState) and e.last_error
+    ]
     assert errors
     assert all("secret" not in error for error in errors)

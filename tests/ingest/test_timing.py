@@ -29,7 +29,9 @@ def feed_segment(
 class ArrivalModel:
     """Arrival instant of frame ``index``: capture on a camera clock plus network delay."""
 
-    def __init__(self, drift_ppm: int = 0, delay_us: int = 40_000, burst_frames: int = 0):
+    def __init__(
+        self, drift_ppm: int = 0, delay_us: int = 40_000, burst_frames: int = 0
+    ):
         self.drift_ppm = drift_ppm
         self.delay_us = delay_us
         self.burst_frames = burst_frames
@@ -113,7 +115,9 @@ def test_run_clock_server_clock_steps_forward_flags_clock_step() -> None:
     clock.close_segment(feed_segment(clock, 0, 125, arrival))
 
     def stepped(index: int, media: int) -> int:
-        return arrival(index, media) + 3_600_000_000  # NTP stepped the server an hour ahead
+        return (
+            arrival(index, media) + 3_600_000_000
+        )  # NTP stepped the server an hour ahead
 
     times = clock.close_segment(feed_segment(clock, 125, 125, stepped))
 
@@ -148,7 +152,9 @@ def decode_order_pts(gops: int) -> list[int]:
     return order
 
 
-def test_dts_synthesizer_bframes_without_dts_gives_monotonic_dts_not_after_pts() -> None:
+def test_dts_synthesizer_bframes_without_dts_gives_monotonic_dts_not_after_pts() -> (
+    None
+):
     synth: DtsSynthesizer[int] = DtsSynthesizer(reorder_depth=2)
     released: list[tuple[int, int]] = []
     pts_list = [p * FRAME for p in decode_order_pts(3)]

@@ -8,7 +8,14 @@ import pytest
 FRAGMENTED = "frag_keyframe+empty_moov+default_base_moof"
 VIDEO_CODECS = {
     "h264": ["-c:v", "libx264", "-bf", "2", "-sc_threshold", "0"],
-    "h265": ["-c:v", "libx265", "-tag:v", "hvc1", "-x265-params", "log-level=error:scenecut=0"],
+    "h265": [
+        "-c:v",
+        "libx265",
+        "-tag:v",
+        "hvc1",
+        "-x265-params",
+        "log-level=error:scenecut=0",
+    ],
 }
 
 
@@ -17,12 +24,33 @@ def make_fmp4(path: Path, codec: str, seconds: int = 12, gop_frames: int = 25) -
     if path.exists():
         return path
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-         "-t", str(seconds), *VIDEO_CODECS[codec], "-g", str(gop_frames),
-         "-keyint_min", str(gop_frames), "-c:a", "aac",
-         "-movflags", FRAGMENTED, str(path)],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            str(seconds),
+            *VIDEO_CODECS[codec],
+            "-g",
+            str(gop_frames),
+            "-keyint_min",
+            str(gop_frames),
+            "-c:a",
+            "aac",
+            "-movflags",
+            FRAGMENTED,
+            str(path),
+        ],
         check=True,
     )
     return path

@@ -20,7 +20,9 @@ from nvr.mp4.layout import (
 def ffprobe(path: Path, *args: str) -> dict[str, list[dict[str, object]]]:
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-of", "json", *args, str(path)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     result: dict[str, list[dict[str, object]]] = json.loads(out.stdout)
     return result
@@ -78,11 +80,15 @@ def test_read_layout_ffmpeg_fmp4_durations_match_ffprobe(fmp4_file: Path) -> Non
 
 def test_keyframe_table_ffmpeg_fmp4_matches_keyframe_dts(fmp4_file: Path) -> None:
     layout = read_layout(fmp4_file)
-    packets = ffprobe(fmp4_file, "-select_streams", "v:0", "-show_entries", "packet=dts,flags")
+    packets = ffprobe(
+        fmp4_file, "-select_streams", "v:0", "-show_entries", "packet=dts,flags"
+    )
 
     table = keyframe_table(layout)
 
-    keyframe_dts = [int(str(p["dts"])) for p in packets["packets"] if "K" in str(p["flags"])]
+    keyframe_dts = [
+        int(str(p["dts"])) for p in packets["packets"] if "K" in str(p["flags"])
+    ]
     assert table[0] == (0, layout.init_size)
     assert [ticks for ticks, _ in table] == keyframe_dts
     assert [offset for _, offset in table] == [f.offset for f in layout.fragments]
@@ -124,19 +130,25 @@ def test_truncate_to_complete_cut_file_ffprobe_reads_every_complete_fragment(
 
     repaired = truncate_to_complete(cut_file)
 
-    assert cut_file.stat().st_size == repaired.complete_size == whole.fragments[7].offset
+    assert (
+        cut_file.stat().st_size == repaired.complete_size == whole.fragments[7].offset
+    )
     assert not repaired.truncated
     assert len(repaired.fragments) == 7
     counts = fragment_sample_counts(cut_file, repaired)
     assert packet_counts(cut_file) == [counts[track_id] for track_id in sorted(counts)]
     decode = subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-i", str(cut_file), "-f", "null", "-"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert decode.stderr == ""
 
 
-def test_truncate_to_complete_whole_file_left_unchanged(fmp4_file: Path, tmp_path: Path) -> None:
+def test_truncate_to_complete_whole_file_left_unchanged(
+    fmp4_file: Path, tmp_path: Path
+) -> None:
     copy = tmp_path / "whole.mp4"
     shutil.copyfile(fmp4_file, copy)
 
@@ -148,7 +160,11 @@ def test_truncate_to_complete_whole_file_left_unchanged(fmp4_file: Path, tmp_pat
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b"not an mp4 at all, just text" * 10, bytes(random.Random(1).randbytes(5000))],
+    [
+        b"",
+        b"not an mp4 at all, just text" * 10,
+        bytes(random.Random(1).randbytes(5000)),
+    ],
     ids=["empty", "text", "random"],
 )
 def test_read_layout_garbage_raises_media_error(content: bytes, tmp_path: Path) -> None:
@@ -162,8 +178,21 @@ def test_read_layout_garbage_raises_media_error(content: bytes, tmp_path: Path) 
 def test_read_layout_plain_mp4_raises_media_error(tmp_path: Path) -> None:
     path = tmp_path / "plain.mp4"
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi",
-         "-i", "testsrc2=size=160x120:rate=10", "-t", "1", "-c:v", "libx264", str(path)],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=10",
+            "-t",
+            "1",
+            "-c:v",
+            "libx264",
+            str(path),
+        ],
         check=True,
     )
 
@@ -171,7 +200,9 @@ def test_read_layout_plain_mp4_raises_media_error(tmp_path: Path) -> None:
         read_layout(path)
 
 
-def test_read_layout_cut_inside_moov_raises_media_error(fmp4_file: Path, tmp_path: Path) -> None:
+def test_read_layout_cut_inside_moov_raises_media_error(
+    fmp4_file: Path, tmp_path: Path
+) -> None:
     path = tmp_path / "head.mp4"
     path.write_bytes(fmp4_file.read_bytes()[:600])
 

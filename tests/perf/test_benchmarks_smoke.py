@@ -17,20 +17,37 @@ REPO = Path(__file__).resolve().parents[2]
 def _run(script: str, *args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(REPO / "perf" / script), *args],
-        capture_output=True, text=True, timeout=timeout_s, cwd=REPO, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        cwd=REPO,
+        check=False,
     )
 
 
 def _json_rows(done: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
     assert done.returncode == 0, done.stderr[-3000:]
-    rows: list[dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])["rows"]
+    rows: list[dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])[
+        "rows"
+    ]
     return rows
 
 
 @pytest.mark.timeout(80)
 def test_ingest_benchmark_two_streams_nvr_and_ffmpeg_rows_without_loss() -> None:
-    done = _run("ingest.py", "--streams", "2", "--seconds", "6", "--segment-seconds", "2",
-                "--warmup-seconds", "1", "--json", timeout_s=75)
+    done = _run(
+        "ingest.py",
+        "--streams",
+        "2",
+        "--seconds",
+        "6",
+        "--segment-seconds",
+        "2",
+        "--warmup-seconds",
+        "1",
+        "--json",
+        timeout_s=75,
+    )
     rows = _json_rows(done)
     assert [row["recorder"] for row in rows] == ["nvr", "ffmpeg"]
     for row in rows:
@@ -44,8 +61,17 @@ def test_ingest_benchmark_two_streams_nvr_and_ffmpeg_rows_without_loss() -> None
 
 @pytest.mark.timeout(60)
 def test_index_benchmark_ten_thousand_rows_reports_both_backends() -> None:
-    done = _run("index.py", "--rows", "10000", "--queries", "50", "--sweep-sample", "50",
-                "--json", timeout_s=55)
+    done = _run(
+        "index.py",
+        "--rows",
+        "10000",
+        "--queries",
+        "50",
+        "--sweep-sample",
+        "50",
+        "--json",
+        timeout_s=55,
+    )
     rows = _json_rows(done)
     assert [row["backend"] for row in rows] == ["sqlite", "postgresql"]
     for row in rows:
@@ -59,7 +85,11 @@ def test_playback_benchmark_short_ranges_serves_every_byte() -> None:
     done = _run("playback.py", "--ranges", "1m,10m", "--json", timeout_s=55)
     rows = _json_rows(done)
     assert [(r["range"], r["reader"]) for r in rows] == [
-        ("1m", "raw read"), ("1m", "video.mp4"), ("10m", "raw read"), ("10m", "video.mp4")]
+        ("1m", "raw read"),
+        ("1m", "video.mp4"),
+        ("10m", "raw read"),
+        ("10m", "video.mp4"),
+    ]
     for raw, served in zip(rows[::2], rows[1::2], strict=True):
         # the clip rewrites headers, so its size is close to, not equal to, the files'
         assert abs(served["bytes"] - raw["bytes"]) < 0.01 * raw["bytes"]

@@ -28,8 +28,13 @@ def main() -> None:
         if step == args["kill_at"]:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    sweep(index, Path(args["root"]), now_us=lambda: int(args["now_us"]), store=store,
-          step_hook=hook)
+    sweep(
+        index,
+        Path(args["root"]),
+        now_us=lambda: int(args["now_us"]),
+        store=store,
+        step_hook=hook,
+    )
 
 
 if __name__ == "__main__":

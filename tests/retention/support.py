@@ -9,10 +9,14 @@ from nvr.index import Index, open_index
 from tests.index.support import SECOND_US, T0_US, segment_event
 
 DAY_US = 86_400 * SECOND_US
-GROUPS = (GroupConfig(name="general", retention_days=30),
-          GroupConfig(name="key-area", retention_days=90, priority=10))
-CAMERAS = (CameraConfig(id="cam1", url="rtsp://127.0.0.1/a", group="general"),
-           CameraConfig(id="cam2", url="rtsp://127.0.0.1/b", group="key-area"))
+GROUPS = (
+    GroupConfig(name="general", retention_days=30),
+    GroupConfig(name="key-area", retention_days=90, priority=10),
+)
+CAMERAS = (
+    CameraConfig(id="cam1", url="rtsp://127.0.0.1/a", group="general"),
+    CameraConfig(id="cam2", url="rtsp://127.0.0.1/b", group="key-area"),
+)
 
 
 @dataclass
@@ -32,12 +36,19 @@ class Store:
     clock: Clock
     ids: dict[tuple[str, int], int] = field(default_factory=dict)  # (camera, seq) -> id
 
-    def add(self, camera_id: str, seq: int, size: int = 10, start_s: float | None = None,
-            duration_s: float = 60) -> int:
+    def add(
+        self,
+        camera_id: str,
+        seq: int,
+        size: int = 10,
+        start_s: float | None = None,
+        duration_s: float = 60,
+    ) -> int:
         """Writes a real file of ``size`` bytes and indexes it as one segment."""
         start = seq * duration_s if start_s is None else start_s
-        event = segment_event(camera_id, f"run-{camera_id}", seq, start, duration_s,
-                              sha=str(seq % 10))
+        event = segment_event(
+            camera_id, f"run-{camera_id}", seq, start, duration_s, sha=str(seq % 10)
+        )
         event = dataclasses.replace(event, bytes=size)
         path = self.root / event.path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,11 +86,15 @@ def replicate(store: Store, client: object, bucket: str, segment_id: int) -> str
     row = store.index.segment_by_id(segment_id)
     assert row is not None
     key = object_key("", row.camera_id, row.start_us)
-    answer = client.put_object(Bucket=bucket, Key=key,  # type: ignore[attr-defined]
-                               Body=(store.root / row.path).read_bytes())
+    answer = client.put_object(
+        Bucket=bucket,
+        Key=key,  # type: ignore[attr-defined]
+        Body=(store.root / row.path).read_bytes(),
+    )
     replicas.enqueue_new(store.index, "", segment_id - 1, store.clock())
-    replicas.mark_replicated(store.index, segment_id, None, answer.get("VersionId"), None,
-                             store.clock())
+    replicas.mark_replicated(
+        store.index, segment_id, None, answer.get("VersionId"), None, store.clock()
+    )
     return key
 
 

@@ -34,8 +34,12 @@ def store(tmp_path: Path) -> Store:
 
 
 async def _client(aiohttp_client: ClientFactory, store: Store) -> TestClient[Any, Any]:
-    config = Config(storage=StorageConfig(root=store.root), groups=GROUPS, cameras=CAMERAS)
-    return await aiohttp_client(make_app(ApiContext(config, {}, store.index, index_call)))
+    config = Config(
+        storage=StorageConfig(root=store.root), groups=GROUPS, cameras=CAMERAS
+    )
+    return await aiohttp_client(
+        make_app(ApiContext(config, {}, store.index, index_call))
+    )
 
 
 def _auth(store: Store, name: str, role: Role) -> dict[str, str]:
@@ -48,18 +52,24 @@ async def test_patch_group_shorter_retention_unconfirmed_deletes_nothing(
     client = await _client(aiohttp_client, store)
     admin = _auth(store, "ada", Role.ADMIN)
 
-    refused = await client.patch("/api/v1/groups/general", headers=admin,
-                                 json={"retention_days": 12})
+    refused = await client.patch(
+        "/api/v1/groups/general", headers=admin, json={"retention_days": 12}
+    )
     body = await refused.json()
     sweep(store.index, store.root, now_us=store.clock)
 
     assert refused.status == 409
     assert body["applied"] is False
-    assert body["would_delete"] == {"segments": 2, "bytes": 2000}  # ended 25 and 15 days ago
+    assert body["would_delete"] == {
+        "segments": 2,
+        "bytes": 2000,
+    }  # ended 25 and 15 days ago
     assert len(store.files()) == 6
     groups = await (await client.get("/api/v1/groups", headers=admin)).json()
     assert {g["name"]: g["retention_days"] for g in groups["groups"]} == {
-        "general": 30, "key-area": 90}
+        "general": 30,
+        "key-area": 90,
+    }
 
 
 async def test_patch_group_shorter_retention_confirmed_applies_audited_then_sweeps(
@@ -68,8 +78,11 @@ async def test_patch_group_shorter_retention_confirmed_applies_audited_then_swee
     client = await _client(aiohttp_client, store)
     admin = _auth(store, "ada", Role.ADMIN)
 
-    answer = await client.patch("/api/v1/groups/general", headers=admin,
-                                json={"retention_days": 12, "confirm": True})
+    answer = await client.patch(
+        "/api/v1/groups/general",
+        headers=admin,
+        json={"retention_days": 12, "confirm": True},
+    )
     result = sweep(store.index, store.root, now_us=store.clock)
 
     assert answer.status == 200
@@ -88,8 +101,9 @@ async def test_group_routes_viewer_refused_operator_reads_only(
 
     assert (await client.get("/api/v1/groups", headers=viewer)).status == 403
     assert (await client.get("/api/v1/groups", headers=operator)).status == 200
-    created = await client.post("/api/v1/groups", headers=operator,
-                                json={"name": "lobby", "retention_days": 7})
+    created = await client.post(
+        "/api/v1/groups", headers=operator, json={"name": "lobby", "retention_days": 7}
+    )
     assert created.status == 403
 
 
@@ -99,12 +113,19 @@ async def test_create_group_and_move_camera_needs_confirmation(
     client = await _client(aiohttp_client, store)
     admin = _auth(store, "ada", Role.ADMIN)
 
-    created = await client.post("/api/v1/groups", headers=admin, json={
-        "name": "lobby", "retention_days": 7, "priority": 0})
-    refused = await client.put("/api/v1/cameras/cam2/group", headers=admin,
-                               json={"group": "lobby"})
-    moved = await client.put("/api/v1/cameras/cam2/group", headers=admin,
-                             json={"group": "lobby", "confirm": True})
+    created = await client.post(
+        "/api/v1/groups",
+        headers=admin,
+        json={"name": "lobby", "retention_days": 7, "priority": 0},
+    )
+    refused = await client.put(
+        "/api/v1/cameras/cam2/group", headers=admin, json={"group": "lobby"}
+    )
+    moved = await client.put(
+        "/api/v1/cameras/cam2/group",
+        headers=admin,
+        json={"group": "lobby", "confirm": True},
+    )
 
     assert created.status == 201
     assert refused.status == 409
@@ -120,10 +141,13 @@ async def test_plan_route_lists_deletions_at_future_instant_deletes_nothing(
     auditor = _auth(store, "aud", Role.AUDITOR)
     at = format_rfc3339(T0_US + 45 * DAY_US)
 
-    plan = await (await client.get(f"/api/v1/retention/plan?at={at}", headers=auditor)
-                  ).json()
+    plan = await (
+        await client.get(f"/api/v1/retention/plan?at={at}", headers=auditor)
+    ).json()
 
-    assert [(i["camera"], i["action"]) for i in plan["items"]] == [("cam1", "delete")] * 2
+    assert [(i["camera"], i["action"]) for i in plan["items"]] == [
+        ("cam1", "delete")
+    ] * 2
     assert len(store.files()) == 6
 
 
@@ -133,10 +157,17 @@ async def test_hold_over_several_cameras_places_one_hold_each(
     client = await _client(aiohttp_client, store)
     operator = _auth(store, "olive", Role.OPERATOR)
 
-    answer = await client.post("/api/v1/holds", headers=operator, json={
-        "cameras": ["cam1", "cam2"], "start": format_rfc3339(T0_US),
-        "end": format_rfc3339(T0_US + DAY_US), "case_id": "CASE-9",
-        "reason": "break-in"})
+    answer = await client.post(
+        "/api/v1/holds",
+        headers=operator,
+        json={
+            "cameras": ["cam1", "cam2"],
+            "start": format_rfc3339(T0_US),
+            "end": format_rfc3339(T0_US + DAY_US),
+            "case_id": "CASE-9",
+            "reason": "break-in",
+        },
+    )
     store.clock.now_us = T0_US + 400 * DAY_US
     result = sweep(store.index, store.root, now_us=store.clock)
 
@@ -165,11 +196,18 @@ async def test_create_and_patch_group_fractional_local_days_audited(
     client = await _client(aiohttp_client, store)
     admin = _auth(store, "ada", Role.ADMIN)
 
-    created = await client.post("/api/v1/groups", headers=admin, json={
-        "name": "dock", "retention_days": 10, "local_days": 0.5})
-    patched = await client.patch("/api/v1/groups/dock", headers=admin,
-                                 json={"local_days": 1.5})
+    created = await client.post(
+        "/api/v1/groups",
+        headers=admin,
+        json={"name": "dock", "retention_days": 10, "local_days": 0.5},
+    )
+    patched = await client.patch(
+        "/api/v1/groups/dock", headers=admin, json={"local_days": 1.5}
+    )
 
     assert created.status == 201 and patched.status == 200
     assert (await patched.json())["local_days"] == 1.5
-    assert '"local_days":"1.5"' in audit_entries(store.index, action="retention-change")[-1].details
+    assert (
+        '"local_days":"1.5"'
+        in audit_entries(store.index, action="retention-change")[-1].details
+    )

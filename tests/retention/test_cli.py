@@ -19,21 +19,43 @@ def test_retention_plan_json_lists_deletions_and_held_matches_sweep(
     for seq in range(3):
         store.add("cam1", seq)
         store.add("cam2", seq)
-    place_hold(store.index, "cam1", T0_US + 70 * SECOND_US, T0_US + 80 * SECOND_US,
-               "CASE-1", "fight", "olive")
+    place_hold(
+        store.index,
+        "cam1",
+        T0_US + 70 * SECOND_US,
+        T0_US + 80 * SECOND_US,
+        "CASE-1",
+        "fight",
+        "olive",
+    )
     config = tmp_path / "nvr.toml"
-    config.write_text(f'[storage]\nroot = "{store.root}"\n[index]\n'
-                      f'url = "sqlite:///{tmp_path / "index.db"}"\n', encoding="utf-8")
+    config.write_text(
+        f'[storage]\nroot = "{store.root}"\n[index]\n'
+        f'url = "sqlite:///{tmp_path / "index.db"}"\n',
+        encoding="utf-8",
+    )
     at_us = T0_US + 40 * DAY_US
 
-    result = CliRunner().invoke(main, ["retention", "plan", "--config", str(config),
-                                       "--at", format_rfc3339(at_us), "--json"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "retention",
+            "plan",
+            "--config",
+            str(config),
+            "--at",
+            format_rfc3339(at_us),
+            "--json",
+        ],
+    )
 
     assert result.exit_code == 0, result.output
     items = [json.loads(line) for line in result.output.splitlines()]
     assert [(i["camera"], i["action"], i["group"], i["tier"]) for i in items] == [
-        ("cam1", "delete", "general", "local"), ("cam1", "spare", "general", "local"),
-        ("cam1", "delete", "general", "local")]
+        ("cam1", "delete", "general", "local"),
+        ("cam1", "spare", "general", "local"),
+        ("cam1", "delete", "general", "local"),
+    ]
     assert items[1]["holds"][0]["case_id"] == "CASE-1"
     assert "keeps 30 days" in items[0]["why"]
     assert len(store.files()) == 6  # the plan deleted nothing
@@ -48,11 +70,21 @@ def test_retention_plan_text_summary_counts(tmp_path: Path) -> None:
     store = make_store(tmp_path)
     store.add("cam2", 0, size=77)
     config = tmp_path / "nvr.toml"
-    config.write_text(f'[index]\nurl = "sqlite:///{tmp_path / "index.db"}"\n',
-                      encoding="utf-8")
+    config.write_text(
+        f'[index]\nurl = "sqlite:///{tmp_path / "index.db"}"\n', encoding="utf-8"
+    )
 
-    result = CliRunner().invoke(main, ["retention", "plan", "--config", str(config),
-                                       "--at", format_rfc3339(T0_US + 91 * DAY_US)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "retention",
+            "plan",
+            "--config",
+            str(config),
+            "--at",
+            format_rfc3339(T0_US + 91 * DAY_US),
+        ],
+    )
 
     assert result.exit_code == 0, result.output
     assert result.output.startswith("DELETE cam2 ")

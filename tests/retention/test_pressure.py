@@ -28,8 +28,11 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 16 MiB tmpfs mounted for this test (needs root)."""
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs",
-                              str(mount_point)], capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
@@ -43,7 +46,10 @@ def _fill(store: Store, camera_id: str, count: int) -> list[int]:
 
 
 def test_pressure_evicts_replicated_then_deletes_general_oldest_skipping_held(
-    tmp_path: Path, small_disk: Path, aws_env: SeaweedServer, bucket: str,
+    tmp_path: Path,
+    small_disk: Path,
+    aws_env: SeaweedServer,
+    bucket: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     store = make_store(tmp_path, small_disk)
@@ -51,12 +57,24 @@ def test_pressure_evicts_replicated_then_deletes_general_oldest_skipping_held(
     key_area = _fill(store, "cam2", 5)
     client = aws_env.client()
     replicate(store, client, bucket, key_area[3])
-    place_hold(store.index, "cam1", T0_US + 61 * SECOND_US, T0_US + 62 * SECOND_US,
-               "CASE-3", "assault", "olive")
+    place_hold(
+        store.index,
+        "cam1",
+        T0_US + 61 * SECOND_US,
+        T0_US + 62 * SECOND_US,
+        "CASE-3",
+        "assault",
+        "olive",
+    )
     s3 = S3Store(S3Config(endpoint_url=aws_env.endpoint_url, bucket=bucket))
-    pressure = DiskPressure(store.index, small_disk, MARKS, s3, store.clock,
-                            evict=verified_eviction(s3, store.index, small_disk,
-                                                    store.clock))
+    pressure = DiskPressure(
+        store.index,
+        small_disk,
+        MARKS,
+        s3,
+        store.clock,
+        evict=verified_eviction(s3, store.index, small_disk, store.clock),
+    )
     before = psutil.disk_usage(str(small_disk)).percent
 
     with caplog.at_level(logging.ERROR, logger="nvr.retention.deleter"):
@@ -67,13 +85,19 @@ def test_pressure_evicts_replicated_then_deletes_general_oldest_skipping_held(
     assert replicas.states(store.index, [key_area[3]]) == {key_area[3]: "evicted"}
     assert status.deleted_ids == [general[0], general[2], general[3]]
     assert status.used_percent < 40
-    remaining = {row.id for row in store.index.segments_overlapping(
-        "cam1", T0_US, T0_US + 3600 * SECOND_US)}
+    remaining = {
+        row.id
+        for row in store.index.segments_overlapping(
+            "cam1", T0_US, T0_US + 3600 * SECOND_US
+        )
+    }
     assert remaining == {general[1], general[4]}  # the held one and the newest
     assert len(bucket_keys(client, bucket)) == 1  # eviction keeps the S3 copy
     assert {d.reason for d in store.index.deletions("cam1")} == {"disk-pressure"}
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(errors) == 3 and all("reason=disk-pressure" in r.getMessage() for r in errors)
+    assert len(errors) == 3 and all(
+        "reason=disk-pressure" in r.getMessage() for r in errors
+    )
 
 
 def test_pressure_only_held_left_stops_recording_deletes_nothing_until_released(
@@ -82,12 +106,28 @@ def test_pressure_only_held_left_stops_recording_deletes_nothing_until_released(
     store = make_store(tmp_path, small_disk)
     _fill(store, "cam1", 5)
     _fill(store, "cam2", 5)
-    holds = [place_hold(store.index, camera, T0_US, T0_US + 3600 * SECOND_US, "CASE-4",
-                        "riot", "olive") for camera in ("cam1", "cam2")]
+    holds = [
+        place_hold(
+            store.index,
+            camera,
+            T0_US,
+            T0_US + 3600 * SECOND_US,
+            "CASE-4",
+            "riot",
+            "olive",
+        )
+        for camera in ("cam1", "cam2")
+    ]
     calls: list[str] = []
-    pressure = DiskPressure(store.index, small_disk, MARKS, None, store.clock,
-                            on_exhausted=calls.append,
-                            on_relieved=lambda: calls.append("resumed"))
+    pressure = DiskPressure(
+        store.index,
+        small_disk,
+        MARKS,
+        None,
+        store.clock,
+        on_exhausted=calls.append,
+        on_relieved=lambda: calls.append("resumed"),
+    )
 
     stopped = pressure.check()
 

@@ -31,15 +31,24 @@ async def test_service_start_finishes_marked_deletion_and_pauses_when_only_held(
     store = make_store(tmp_path)
     ids = [store.add("cam1", seq) for seq in range(2)]
     catalogue.mark_deleting(store.index, ids[0], "retention", T0_US + 40 * DAY_US)
-    place_hold(store.index, "cam1", T0_US + 61_000_000, T0_US + 62_000_000, "C-1", "x",
-               "olive")  # holds ids[1] only
+    place_hold(
+        store.index, "cam1", T0_US + 61_000_000, T0_US + 62_000_000, "C-1", "x", "olive"
+    )  # holds ids[1] only
     # marks at 0% and 0.001%: any real disk is "full", and everything left is held
-    storage = StorageConfig(root=store.root, high_water_percent=0.001,
-                            low_water_percent=0.0005)
+    storage = StorageConfig(
+        root=store.root, high_water_percent=0.001, low_water_percent=0.0005
+    )
     config = Config(storage=storage, groups=GROUPS, cameras=CAMERAS)
     recording = Recording()
-    service = RetentionService(config, store.index, index_call, None, recording,
-                               sweep_period_s=3600, pressure_period_s=3600)
+    service = RetentionService(
+        config,
+        store.index,
+        index_call,
+        None,
+        recording,
+        sweep_period_s=3600,
+        pressure_period_s=3600,
+    )
 
     await service.start()
     for _ in range(100):

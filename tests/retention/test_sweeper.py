@@ -53,12 +53,21 @@ def test_sweep_one_microsecond_before_retention_deletes_nothing(store: Store) ->
 
 def test_sweep_held_segment_survives_retention_until_released(store: Store) -> None:
     held_id = store.ids[("cam1", 1)]
-    hold = place_hold(store.index, "cam1", T0_US + 90 * SECOND_US, T0_US + 91 * SECOND_US,
-                      "CASE-7", "incident", "olive")
+    hold = place_hold(
+        store.index,
+        "cam1",
+        T0_US + 90 * SECOND_US,
+        T0_US + 91 * SECOND_US,
+        "CASE-7",
+        "incident",
+        "olive",
+    )
 
     assert _sweep_at(store, T0_US + 200 * DAY_US) == 5
-    assert [row.id for row in store.index.segments_overlapping(
-        "cam1", T0_US, T0_US + DAY_US)] == [held_id]
+    assert [
+        row.id
+        for row in store.index.segments_overlapping("cam1", T0_US, T0_US + DAY_US)
+    ] == [held_id]
     assert len(store.files()) == 1
 
     release_hold(store.index, hold.id, "olive")
@@ -66,7 +75,9 @@ def test_sweep_held_segment_survives_retention_until_released(store: Store) -> N
     assert store.files() == set()
 
 
-def test_sweep_deletion_logged_with_range_bytes_reason_and_audited(store: Store) -> None:
+def test_sweep_deletion_logged_with_range_bytes_reason_and_audited(
+    store: Store,
+) -> None:
     _sweep_at(store, T0_US + 31 * DAY_US)
 
     deletions = store.index.deletions("cam1")

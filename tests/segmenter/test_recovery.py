@@ -27,20 +27,50 @@ def fragmented_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 6 s H.264 + AAC fMP4 with one fragment per 1 s GOP, as nvr writes segments."""
     path = tmp_path_factory.mktemp("fmp4") / "segment.mp4"
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-         "-t", "6", "-c:v", "libx264", "-bf", "2", "-g", "25", "-keyint_min", "25",
-         "-sc_threshold", "0", "-c:a", "aac",
-         "-movflags", "frag_keyframe+empty_moov+default_base_moof", str(path)],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "6",
+            "-c:v",
+            "libx264",
+            "-bf",
+            "2",
+            "-g",
+            "25",
+            "-keyint_min",
+            "25",
+            "-sc_threshold",
+            "0",
+            "-c:a",
+            "aac",
+            "-movflags",
+            "frag_keyframe+empty_moov+default_base_moof",
+            str(path),
+        ],
         check=True,
     )
     return path
 
 
 def ffprobe_clean(path: Path) -> None:
-    probe = subprocess.run(["ffprobe", "-v", "error", str(path)],
-                           capture_output=True, text=True, check=True)
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert probe.stderr == ""
 
 
@@ -109,7 +139,9 @@ def test_orphan_segments_unindexed_closed_file_is_returned(
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(fragmented_mp4, path)
 
-    [segment] = orphan_segments(tmp_path, "cam1", {known.relative_to(tmp_path).as_posix()})
+    [segment] = orphan_segments(
+        tmp_path, "cam1", {known.relative_to(tmp_path).as_posix()}
+    )
 
     assert segment.path == orphan.relative_to(tmp_path).as_posix()
     assert segment.run_id.startswith("recovered-")
@@ -140,8 +172,10 @@ def test_recorder_killed_mid_segment_partial_recovers_to_valid_segment(
     project = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
         [sys.executable, "-c", _RECORD_SCRIPT, camera.url, str(root)],
-        cwd=project, env={"PYTHONPATH": str(project), "PATH": "/usr/bin:/bin"},
-        stdout=subprocess.PIPE, text=True,
+        cwd=project,
+        env={"PYTHONPATH": str(project), "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 20

@@ -31,9 +31,22 @@ class VideoPacket:
 def probe_codecs(url: str) -> list[tuple[str, str]]:
     """(codec_type, codec_name) of each track, as ffprobe sees them over RTSP/TCP."""
     out = subprocess.run(
-        ["/usr/bin/ffprobe", "-v", "error", "-rtsp_transport", "tcp",
-         "-show_entries", "stream=codec_type,codec_name", "-of", "json", url],
-        check=True, capture_output=True, text=True, timeout=30,
+        [
+            "/usr/bin/ffprobe",
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-show_entries",
+            "stream=codec_type,codec_name",
+            "-of",
+            "json",
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
     ).stdout
     return [(s["codec_type"], s["codec_name"]) for s in json.loads(out)["streams"]]
 
@@ -47,7 +60,9 @@ def read_video(url: str, wall_s: float) -> tuple[list[VideoPacket], Fraction]:
         for packet in container.demux(video):
             now = time.monotonic() - started
             if packet.size:
-                packets.append(VideoPacket(now, packet.dts, packet.pts, packet.is_keyframe))
+                packets.append(
+                    VideoPacket(now, packet.dts, packet.pts, packet.is_keyframe)
+                )
             if now > wall_s:
                 break
         assert video.time_base is not None
@@ -87,7 +102,10 @@ def test_camera_h265_describe_and_probe_report_video_only(
 def test_camera_pcm_alaw_probe_reports_g711(rtsp_camera_factory: CameraFactory) -> None:
     camera = rtsp_camera_factory("h264", audio="pcm_alaw")
 
-    assert sorted(probe_codecs(camera.url)) == [("audio", "pcm_alaw"), ("video", "h264")]
+    assert sorted(probe_codecs(camera.url)) == [
+        ("audio", "pcm_alaw"),
+        ("video", "h264"),
+    ]
 
 
 def test_camera_read_across_loops_paced_real_time_with_increasing_dts(
@@ -102,18 +120,25 @@ def test_camera_read_across_loops_paced_real_time_with_increasing_dts(
     steps = [b - a for a, b in itertools.pairwise(dts)]
     assert min(steps) > 0, "dts went backwards"
     assert max(steps) <= 2 * FRAME_TICKS, "a hole in the timestamps (at a loop point?)"
-    assert (dts[-1] - dts[0]) * time_base > 2 * CLIP_S, "the read did not cross two loops"
+    assert (dts[-1] - dts[0]) * time_base > 2 * CLIP_S, (
+        "the read did not cross two loops"
+    )
     assert sum(p.keyframe for p in packets) >= 2 * CLIP_S
 
     # skip the burst sent at connect, then 5 s of media must take about 5 s to arrive
     after_burst = [(arrival, media) for arrival, media in timed if arrival >= 1.5]
     first_s, first_dts = after_burst[0]
-    last_s = next(arrival for arrival, media in after_burst
-                  if (media - first_dts) * time_base >= 5)
+    last_s = next(
+        arrival
+        for arrival, media in after_burst
+        if (media - first_dts) * time_base >= 5
+    )
     assert 3.5 <= last_s - first_s <= 6.5
 
 
-def test_camera_two_clients_at_once_both_receive(rtsp_camera_factory: CameraFactory) -> None:
+def test_camera_two_clients_at_once_both_receive(
+    rtsp_camera_factory: CameraFactory,
+) -> None:
     camera = rtsp_camera_factory("h264", seconds=CLIP_S)
     results: list[int] = []
 
@@ -130,7 +155,9 @@ def test_camera_two_clients_at_once_both_receive(rtsp_camera_factory: CameraFact
     assert min(results) >= 50  # 3 s at 25 fps is 75 frames; allow for a slow start
 
 
-def test_camera_stop_then_start_serves_again(rtsp_camera_factory: CameraFactory) -> None:
+def test_camera_stop_then_start_serves_again(
+    rtsp_camera_factory: CameraFactory,
+) -> None:
     camera = rtsp_camera_factory("hevc", seconds=CLIP_S)
     assert any(p.keyframe for p in read_video(camera.url, wall_s=1.5)[0])
 
@@ -149,7 +176,9 @@ def test_camera_restart_while_client_reads_client_sees_end(
     rtsp_camera_factory: CameraFactory,
 ) -> None:
     camera = rtsp_camera_factory("h264", seconds=CLIP_S)
-    with av.open(camera.url, options={"rtsp_transport": "tcp"}, timeout=(20, 5)) as container:
+    with av.open(
+        camera.url, options={"rtsp_transport": "tcp"}, timeout=(20, 5)
+    ) as container:
         packets = container.demux(video=0)
         next(packets)
         camera.restart()
@@ -162,13 +191,18 @@ def test_camera_restart_while_client_reads_client_sees_end(
 def test_camera_with_credentials_refuses_anonymous_and_accepts_user(
     rtsp_camera_factory: CameraFactory,
 ) -> None:
-    camera = rtsp_camera_factory("h264", seconds=CLIP_S, user="admin", password="s3cret")
+    camera = rtsp_camera_factory(
+        "h264", seconds=CLIP_S, user="admin", password="s3cret"
+    )
     anonymous = f"rtsp://127.0.0.1:{camera.port}/stream"
 
     assert describe_status(camera.port, user=None, password=None, timeout_s=10) == 401
     with pytest.raises(av.HTTPUnauthorizedError):
         av.open(anonymous, options={"rtsp_transport": "tcp"}, timeout=(20, 10))
     with pytest.raises(av.HTTPUnauthorizedError):
-        av.open(camera.url.replace("s3cret", "wrong"), options={"rtsp_transport": "tcp"},
-                timeout=(20, 10))
+        av.open(
+            camera.url.replace("s3cret", "wrong"),
+            options={"rtsp_transport": "tcp"},
+            timeout=(20, 10),
+        )
     assert read_video(camera.url, wall_s=1.5)[0]

@@ -26,15 +26,39 @@ class ClipInfo:
 
 def probe(path: Path) -> ClipInfo:
     """Track codecs and the video frames' picture types, as ffprobe decodes them."""
-    streams = json.loads(subprocess.run(
-        ["/usr/bin/ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name",
-         "-of", "json", str(path)],
-        check=True, capture_output=True, text=True,
-    ).stdout)["streams"]
+    streams = json.loads(
+        subprocess.run(
+            [
+                "/usr/bin/ffprobe",
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_type,codec_name",
+                "-of",
+                "json",
+                str(path),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )["streams"]
     frames = subprocess.run(
-        ["/usr/bin/ffprobe", "-v", "error", "-select_streams", "v",
-         "-show_entries", "frame=pict_type,key_frame", "-of", "csv=p=0", str(path)],
-        check=True, capture_output=True, text=True,
+        [
+            "/usr/bin/ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "frame=pict_type,key_frame",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     return ClipInfo(
         tracks=sorted((s["codec_type"], s["codec_name"]) for s in streams),
@@ -44,7 +68,8 @@ def probe(path: Path) -> ClipInfo:
 
 
 @pytest.mark.parametrize(
-    ("codec", "audio"), [("h264", "aac"), ("h264", "pcm_alaw"), ("hevc", None), ("hevc", "aac")]
+    ("codec", "audio"),
+    [("h264", "aac"), ("h264", "pcm_alaw"), ("hevc", None), ("hevc", "aac")],
 )
 def test_make_clip_codecs_are_as_requested(
     tmp_path: Path, codec: VideoCodec, audio: AudioCodec | None

@@ -81,8 +81,16 @@ def index(tmp_path: Path) -> Iterator[Index]:
 
 def make_config(root: Path, server: SeaweedServer, bucket: str, **s3: object) -> Config:
     """A recorder config replicating ``root`` to ``bucket`` on ``server``."""
-    settings: dict[str, object] = {"endpoint_url": server.endpoint_url, "bucket": bucket,
-                                   "retry_max_seconds": 2, "request_timeout_seconds": 5}
+    settings: dict[str, object] = {
+        "endpoint_url": server.endpoint_url,
+        "bucket": bucket,
+        "retry_max_seconds": 2,
+        "request_timeout_seconds": 5,
+    }
     settings.update(s3)
-    return Config(storage=StorageConfig(root=root), groups=GROUPS, cameras=CAMERAS,
-                  s3=S3Config.model_validate(settings))
+    return Config(
+        storage=StorageConfig(root=root),
+        groups=GROUPS,
+        cameras=CAMERAS,
+        s3=S3Config.model_validate(settings),
+    )

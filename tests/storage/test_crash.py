@@ -43,19 +43,34 @@ asyncio.run(main(*sys.argv[1:]))
 
 def _row(index: Index, segment_id: int) -> tuple[str, str | None, str]:
     with index.read() as session:
-        row = session.scalars(select(Replica).where(Replica.segment_id == segment_id)).first()
+        row = session.scalars(
+            select(Replica).where(Replica.segment_id == segment_id)
+        ).first()
         if row is None:
             return "none", None, ""
         return row.state, row.upload_id, row.object_key
 
 
-def _kill_during_upload(index: Index, segment_id: int, storage_root: Path,
-                        server: SeaweedServer, bucket: str) -> None:
+def _kill_during_upload(
+    index: Index,
+    segment_id: int,
+    storage_root: Path,
+    server: SeaweedServer,
+    bucket: str,
+) -> None:
     url = str(index.engine.url)
     env = dict(os.environ, PYTHONPATH=str(REPO), **server.env())
     process = subprocess.Popen(
-        [sys.executable, "-c", UPLOADER_SCRIPT, url, str(storage_root),
-         server.endpoint_url, bucket], env=env,
+        [
+            sys.executable,
+            "-c",
+            UPLOADER_SCRIPT,
+            url,
+            str(storage_root),
+            server.endpoint_url,
+            bucket,
+        ],
+        env=env,
     )
     try:
         deadline = time.monotonic() + 60
@@ -83,8 +98,9 @@ async def test_uploader_killed_mid_multipart_restart_completes_queue(
     state, upload_id, key = _row(index, segment_id)
     assert (state, upload_id is not None) == ("uploading", True)
 
-    restarted = _uploader(index, storage_root, aws_env, bucket, multipart_threshold_mb=5,
-                          part_size_mb=5)
+    restarted = _uploader(
+        index, storage_root, aws_env, bucket, multipart_threshold_mb=5, part_size_mb=5
+    )
     assert await restarted.drain(120)
 
     assert _row(index, segment_id)[:2] == ("replicated", None)

@@ -41,8 +41,10 @@ EVICTED = 2  # the archive's first two segments (run A, 0-8 s) end up only in S3
 @pytest.fixture(scope="module")
 def tier_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
     base = tmp_path_factory.mktemp("tier-media")
-    return {"a": cut_segments(base / "a", seconds=12, segment_s=4, offset_s=0),
-            "b": cut_segments(base / "b", seconds=8, segment_s=4, offset_s=20)}
+    return {
+        "a": cut_segments(base / "a", seconds=12, segment_s=4, offset_s=0),
+        "b": cut_segments(base / "b", seconds=8, segment_s=4, offset_s=20),
+    }
 
 
 @pytest.fixture
@@ -59,8 +61,12 @@ def _settings(archive: Archive, server: SeaweedServer, bucket: str) -> dict[str,
         "index": {"url": archive.config.index.url},
         "groups": [{"name": "general", "retention_days": 30, "local_days": 1}],
         "cameras": [{"id": "cam1", "url": "rtsp://127.0.0.1:1/a"}],
-        "s3": {"endpoint_url": server.endpoint_url, "bucket": bucket,
-               "retry_max_seconds": 2, "request_timeout_seconds": 5},
+        "s3": {
+            "endpoint_url": server.endpoint_url,
+            "bucket": bucket,
+            "retry_max_seconds": 2,
+            "request_timeout_seconds": 5,
+        },
     }
 
 
@@ -69,15 +75,18 @@ async def _replicate_and_evict(archive: Archive, config: Config) -> Replication:
     last_evicted = archive.index.segment_by_id(archive.segment_ids[EVICTED - 1])
     assert last_evicted is not None
     now_us = last_evicted.end_us + US_PER_DAY + 1
-    replication = Replication(config, archive.index, evidence_index_call,
-                              clock=lambda: now_us, poll_s=0.1)
+    replication = Replication(
+        config, archive.index, evidence_index_call, clock=lambda: now_us, poll_s=0.1
+    )
     assert await replication.uploader.drain(30)
     assert await replication.evictor.evict_once() == EVICTED
     states = replicas.states(archive.index, archive.segment_ids)
     assert [states[i] for i in archive.segment_ids] == (
-        ["evicted"] * EVICTED + ["replicated"] * (len(archive.segment_ids) - EVICTED))
+        ["evicted"] * EVICTED + ["replicated"] * (len(archive.segment_ids) - EVICTED)
+    )
     assert [archive.path_of(i).exists() for i in archive.segment_ids[:EVICTED]] == [
-        False] * EVICTED
+        False
+    ] * EVICTED
     return replication
 
 
@@ -85,43 +94,64 @@ def _object_key(archive: Archive, segment_id: int) -> str:
     return replicas.object_keys(archive.index, [segment_id])[segment_id]
 
 
-async def _run_export(client: Any, headers: dict[str, str], start_us: int,
-                      end_us: int) -> tuple[str, dict[str, Any]]:
+async def _run_export(
+    client: Any, headers: dict[str, str], start_us: int, end_us: int
+) -> tuple[str, dict[str, Any]]:
     """Starts an export through the API and waits for it to finish or fail."""
-    answer = await client.post("/api/v1/exports", headers=headers, json={
-        "camera": "cam1", "start": format_rfc3339(start_us), "end": format_rfc3339(end_us),
-        "case_id": "CASE-7", "reason": "tiers"})
+    answer = await client.post(
+        "/api/v1/exports",
+        headers=headers,
+        json={
+            "camera": "cam1",
+            "start": format_rfc3339(start_us),
+            "end": format_rfc3339(end_us),
+            "case_id": "CASE-7",
+            "reason": "tiers",
+        },
+    )
     assert answer.status == 202, await answer.text()
     export_id = str((await answer.json())["id"])
     state: dict[str, Any] = {}
     for _ in range(600):
-        state = await (await client.get(f"/api/v1/exports/{export_id}",
-                                        headers=headers)).json()
+        state = await (
+            await client.get(f"/api/v1/exports/{export_id}", headers=headers)
+        ).json()
         if state["state"] in ("done", "failed"):
             break
         await asyncio.sleep(0.05)
     return export_id, state
 
 
-async def _export(client: Any, headers: dict[str, str], start_us: int,
-                  end_us: int) -> bytes:
+async def _export(
+    client: Any, headers: dict[str, str], start_us: int, end_us: int
+) -> bytes:
     export_id, state = await _run_export(client, headers, start_us, end_us)
     assert state["state"] == "done", state
-    download = await client.get(f"/api/v1/exports/{export_id}/download", headers=headers)
+    download = await client.get(
+        f"/api/v1/exports/{export_id}/download", headers=headers
+    )
     assert download.status == 200
     return bytes(await download.read())
 
 
 async def test_export_spanning_local_and_s3_tiers_verifies_and_decodes(
-    aiohttp_client: ClientFactory, aws_env: SeaweedServer, bucket: str, tiered: Archive,
+    aiohttp_client: ClientFactory,
+    aws_env: SeaweedServer,
+    bucket: str,
+    tiered: Archive,
     tmp_path: Path,
 ) -> None:
     config = Config.model_validate(_settings(tiered, aws_env, bucket))
     replication = await _replicate_and_evict(tiered, config)
-    app = make_app(ApiContext(config, {}, tiered.index, evidence_index_call,
-                              replication=replication))
+    app = make_app(
+        ApiContext(
+            config, {}, tiered.index, evidence_index_call, replication=replication
+        )
+    )
     client = await aiohttp_client(app)
-    headers = {"Authorization": f"Bearer {create_token(tiered.index, 'olive', Role.OPERATOR)}"}
+    headers = {
+        "Authorization": f"Bearer {create_token(tiered.index, 'olive', Role.OPERATOR)}"
+    }
     start_us, end_us = WALL_T0_US + 2 * S, tiered.run_a_end_us  # 2 evicted + 1 local
 
     package = await _export(client, headers, start_us, end_us)
@@ -142,17 +172,26 @@ async def test_export_spanning_local_and_s3_tiers_verifies_and_decodes(
 
 
 async def test_export_evicted_segment_altered_in_s3_fails_naming_it(
-    aiohttp_client: ClientFactory, aws_env: SeaweedServer, bucket: str, tiered: Archive,
+    aiohttp_client: ClientFactory,
+    aws_env: SeaweedServer,
+    bucket: str,
+    tiered: Archive,
 ) -> None:
     config = Config.model_validate(_settings(tiered, aws_env, bucket))
     replication = await _replicate_and_evict(tiered, config)
     first = tiered.segment_ids[0]
-    aws_env.client().put_object(Bucket=bucket, Key=_object_key(tiered, first),
-                                Body=b"not the recording")
-    app = make_app(ApiContext(config, {}, tiered.index, evidence_index_call,
-                              replication=replication))
+    aws_env.client().put_object(
+        Bucket=bucket, Key=_object_key(tiered, first), Body=b"not the recording"
+    )
+    app = make_app(
+        ApiContext(
+            config, {}, tiered.index, evidence_index_call, replication=replication
+        )
+    )
     client = await aiohttp_client(app)
-    headers = {"Authorization": f"Bearer {create_token(tiered.index, 'olive', Role.OPERATOR)}"}
+    headers = {
+        "Authorization": f"Bearer {create_token(tiered.index, 'olive', Role.OPERATOR)}"
+    }
 
     _, state = await _run_export(client, headers, WALL_T0_US, WALL_T0_US + 3 * S)
 
@@ -165,7 +204,9 @@ def _audit(archive: Archive, store: S3Store | None) -> ArchiveAudit:
 
 
 async def test_audit_archive_evicted_segments_rehashed_from_s3_clean(
-    aws_env: SeaweedServer, bucket: str, tiered: Archive,
+    aws_env: SeaweedServer,
+    bucket: str,
+    tiered: Archive,
 ) -> None:
     config = Config.model_validate(_settings(tiered, aws_env, bucket))
     replication = await _replicate_and_evict(tiered, config)
@@ -178,7 +219,9 @@ async def test_audit_archive_evicted_segments_rehashed_from_s3_clean(
 
 @pytest.mark.parametrize("object_lock", [False, True], ids=["plain", "versioned"])
 async def test_audit_archive_object_overwritten_in_s3_reported_altered_on_s3_tier(
-    aws_env: SeaweedServer, tiered: Archive, object_lock: bool,
+    aws_env: SeaweedServer,
+    tiered: Archive,
+    object_lock: bool,
 ) -> None:
     # A bucket with Object Lock enabled is versioned: the overwrite is a new version and
     # the original stays, but the audit reads the current one, as an export would.
@@ -197,12 +240,15 @@ async def test_audit_archive_object_overwritten_in_s3_reported_altered_on_s3_tie
     result = _audit(tiered, replication.store)
 
     assert [(f.kind, f.record.segment_id, f.tier) for f in result.findings] == [
-        ("altered", target, "s3")]
+        ("altered", target, "s3")
+    ]
     assert f"s3://{bucket}/{key}: sha256" in result.findings[0].detail
 
 
 async def test_audit_archive_object_deleted_from_s3_reported_missing_on_s3_tier(
-    aws_env: SeaweedServer, bucket: str, tiered: Archive,
+    aws_env: SeaweedServer,
+    bucket: str,
+    tiered: Archive,
 ) -> None:
     config = Config.model_validate(_settings(tiered, aws_env, bucket))
     replication = await _replicate_and_evict(tiered, config)
@@ -212,11 +258,14 @@ async def test_audit_archive_object_deleted_from_s3_reported_missing_on_s3_tier(
     result = _audit(tiered, replication.store)
 
     assert [(f.kind, f.record.segment_id, f.tier) for f in result.findings] == [
-        ("missing", target, "s3")]
+        ("missing", target, "s3")
+    ]
 
 
 async def test_audit_archive_evicted_without_s3_store_reported_unverified(
-    aws_env: SeaweedServer, bucket: str, tiered: Archive,
+    aws_env: SeaweedServer,
+    bucket: str,
+    tiered: Archive,
 ) -> None:
     config = Config.model_validate(_settings(tiered, aws_env, bucket))
     await _replicate_and_evict(tiered, config)
@@ -224,25 +273,33 @@ async def test_audit_archive_evicted_without_s3_store_reported_unverified(
     result = _audit(tiered, None)
 
     assert [(f.kind, f.record.segment_id) for f in result.findings] == [
-        ("unverified", segment_id) for segment_id in tiered.segment_ids[:EVICTED]]
+        ("unverified", segment_id) for segment_id in tiered.segment_ids[:EVICTED]
+    ]
     assert not result.clean
 
 
 def _toml(settings: dict[str, Any], path: Path) -> Path:
     """Writes the settings as the TOML file ``nvr audit --config`` reads."""
-    lines = [f'[storage]\nroot = "{settings["storage"]["root"]}"',
-             f'[index]\nurl = "{settings["index"]["url"]}"',
-             '[[groups]]\nname = "general"\nretention_days = 30\nlocal_days = 1',
-             '[[cameras]]\nid = "cam1"\nurl = "rtsp://127.0.0.1:1/a"']
+    lines = [
+        f'[storage]\nroot = "{settings["storage"]["root"]}"',
+        f'[index]\nurl = "{settings["index"]["url"]}"',
+        '[[groups]]\nname = "general"\nretention_days = 30\nlocal_days = 1',
+        '[[cameras]]\nid = "cam1"\nurl = "rtsp://127.0.0.1:1/a"',
+    ]
     s3 = settings["s3"]
-    lines.append(f'[s3]\nendpoint_url = "{s3["endpoint_url"]}"\nbucket = "{s3["bucket"]}"\n'
-                 "request_timeout_seconds = 5")
+    lines.append(
+        f'[s3]\nendpoint_url = "{s3["endpoint_url"]}"\nbucket = "{s3["bucket"]}"\n'
+        "request_timeout_seconds = 5"
+    )
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 async def test_audit_command_with_s3_config_reads_evicted_segments_from_s3(
-    aws_env: SeaweedServer, bucket: str, tiered: Archive, tmp_path: Path,
+    aws_env: SeaweedServer,
+    bucket: str,
+    tiered: Archive,
+    tmp_path: Path,
 ) -> None:
     settings = _settings(tiered, aws_env, bucket)
     await _replicate_and_evict(tiered, Config.model_validate(settings))
@@ -251,8 +308,9 @@ async def test_audit_command_with_s3_config_reads_evicted_segments_from_s3(
 
     clean = CliRunner().invoke(main, command)
     target = tiered.segment_ids[0]
-    aws_env.client().put_object(Bucket=bucket, Key=_object_key(tiered, target),
-                                Body=b"x" * 100)
+    aws_env.client().put_object(
+        Bucket=bucket, Key=_object_key(tiered, target), Body=b"x" * 100
+    )
     altered = CliRunner().invoke(main, command)
 
     assert clean.exit_code == 0, clean.output
@@ -263,21 +321,32 @@ async def test_audit_command_with_s3_config_reads_evicted_segments_from_s3(
 
 
 async def test_playback_of_evicted_segment_while_s3_down_answers_503(
-    aiohttp_client: ClientFactory, own_seaweed: SeaweedServer, tiered: Archive,
+    aiohttp_client: ClientFactory,
+    own_seaweed: SeaweedServer,
+    tiered: Archive,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for name, value in own_seaweed.env().items():
         monkeypatch.setenv(name, value)
-    config = Config.model_validate(_settings(tiered, own_seaweed, new_bucket(own_seaweed)))
+    config = Config.model_validate(
+        _settings(tiered, own_seaweed, new_bucket(own_seaweed))
+    )
     replication = await _replicate_and_evict(tiered, config)
-    app = make_app(ApiContext(config, {}, tiered.index, evidence_index_call,
-                              replication=replication))
+    app = make_app(
+        ApiContext(
+            config, {}, tiered.index, evidence_index_call, replication=replication
+        )
+    )
     client = await aiohttp_client(app)
-    headers = {"Authorization": f"Bearer {create_token(tiered.index, 'vera', Role.VIEWER)}"}
+    headers = {
+        "Authorization": f"Bearer {create_token(tiered.index, 'vera', Role.VIEWER)}"
+    }
     query = f"start={format_rfc3339(WALL_T0_US + S)}&end={format_rfc3339(WALL_T0_US + 3 * S)}"
     own_seaweed.stop()
 
-    answer = await client.get(f"/api/v1/cameras/cam1/video.mp4?{query}", headers=headers)
+    answer = await client.get(
+        f"/api/v1/cameras/cam1/video.mp4?{query}", headers=headers
+    )
 
     assert answer.status == 503, await answer.text()
     assert "object storage is unavailable" in (await answer.json())["error"]["message"]

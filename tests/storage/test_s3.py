@@ -16,8 +16,11 @@ from .conftest import new_bucket
 
 
 def _store(server: SeaweedServer, bucket: str, **settings: object) -> S3Store:
-    values: dict[str, object] = {"endpoint_url": server.endpoint_url, "bucket": bucket,
-                                 "request_timeout_seconds": 3}
+    values: dict[str, object] = {
+        "endpoint_url": server.endpoint_url,
+        "bucket": bucket,
+        "request_timeout_seconds": 3,
+    }
     values.update(settings)
     return S3Store(S3Config.model_validate(values))
 
@@ -26,7 +29,9 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
-def test_put_wrong_checksum_rejected_by_server(aws_env: SeaweedServer, bucket: str) -> None:
+def test_put_wrong_checksum_rejected_by_server(
+    aws_env: SeaweedServer, bucket: str
+) -> None:
     store = _store(aws_env, bucket)
     body = b"segment bytes" * 1000
 
@@ -42,7 +47,9 @@ def test_put_right_checksum_head_reports_size_and_checksum(
     store = _store(aws_env, bucket)
     body = b"segment bytes" * 1000
 
-    store.put("cam1/good.mp4", body, sha256_base64(hashlib.sha256(body).hexdigest()), None)
+    store.put(
+        "cam1/good.mp4", body, sha256_base64(hashlib.sha256(body).hexdigest()), None
+    )
 
     info = store.head("cam1/good.mp4")
     assert info is not None
@@ -77,12 +84,18 @@ def test_multipart_checksum_composite_of_part_digests(
 
     assert info is not None
     assert info.size == sum(map(len, parts))
-    assert info.checksum_sha256 == composite_sha256([hashlib.sha256(p).digest() for p in parts])
+    assert info.checksum_sha256 == composite_sha256(
+        [hashlib.sha256(p).digest() for p in parts]
+    )
 
 
 def test_check_bucket_wrong_secret_refused(aws_env: SeaweedServer, bucket: str) -> None:
-    store = _store(aws_env, bucket, access_key_id=aws_env.access_key,
-                   secret_access_key="not-the-secret")
+    store = _store(
+        aws_env,
+        bucket,
+        access_key_id=aws_env.access_key,
+        secret_access_key="not-the-secret",
+    )
 
     with pytest.raises(ObjectStoreRefused, match="refused the credentials"):
         store.check_bucket(require_lock=False)
@@ -103,14 +116,19 @@ def test_check_bucket_lock_required_without_lock_refused(
 
 
 def test_check_bucket_lock_required_with_lock_passes(aws_env: SeaweedServer) -> None:
-    store = _store(aws_env, new_bucket(aws_env, object_lock=True), object_lock="compliance")
+    store = _store(
+        aws_env, new_bucket(aws_env, object_lock=True), object_lock="compliance"
+    )
 
     store.check_bucket(require_lock=True)
 
 
 def test_check_bucket_unreachable_unavailable(aws_env: SeaweedServer) -> None:
-    store = S3Store(S3Config(endpoint_url="http://127.0.0.1:9", bucket="nvr-x",
-                             request_timeout_seconds=1))
+    store = S3Store(
+        S3Config(
+            endpoint_url="http://127.0.0.1:9", bucket="nvr-x", request_timeout_seconds=1
+        )
+    )
 
     with pytest.raises(ObjectStoreUnavailable, match="unreachable"):
         store.check_bucket(require_lock=False)

@@ -24,15 +24,17 @@ from .support import WALL_T0_US, index_call, place_blob, place_segment
 MIB = 1024 * 1024
 
 
-def _uploader(index: Index, root: Path, server: SeaweedServer, bucket: str,
-              **s3: object) -> Uploader:
+def _uploader(
+    index: Index, root: Path, server: SeaweedServer, bucket: str, **s3: object
+) -> Uploader:
     config = make_config(root, server, bucket, **s3)
     assert config.s3 is not None
     return Uploader(S3Store(config.s3), index, index_call, root, config.s3, poll_s=0.1)
 
 
-def _index_segments(index: Index, root: Path, files: list[Path],
-                    start_us: int = WALL_T0_US) -> list[int]:
+def _index_segments(
+    index: Index, root: Path, files: list[Path], start_us: int = WALL_T0_US
+) -> list[int]:
     ids = []
     for seq, source in enumerate(files):
         event = place_segment(root, source, "cam1", seq, start_us)
@@ -46,14 +48,20 @@ def _rows(index: Index) -> dict[int, SimpleNamespace]:
     with index.read() as session:
         return {
             row.segment_id: SimpleNamespace(
-                **{column.key: getattr(row, column.key) for column in Replica.__table__.c}
+                **{
+                    column.key: getattr(row, column.key)
+                    for column in Replica.__table__.c
+                }
             )
             for row in session.scalars(select(Replica))
         }
 
 
 async def test_uploader_new_segments_replicated_with_identical_bytes(
-    aws_env: SeaweedServer, bucket: str, index: Index, storage_root: Path,
+    aws_env: SeaweedServer,
+    bucket: str,
+    index: Index,
+    storage_root: Path,
     segment_files: list[Path],
 ) -> None:
     ids = _index_segments(index, storage_root, segment_files)
@@ -78,8 +86,9 @@ async def test_uploader_large_segment_multipart_verified(
 ) -> None:
     event = place_blob(storage_root, "cam1", 0, WALL_T0_US, 12 * MIB + 17)
     segment_id = index.add_segment(event)
-    uploader = _uploader(index, storage_root, aws_env, bucket, multipart_threshold_mb=5,
-                         part_size_mb=5)
+    uploader = _uploader(
+        index, storage_root, aws_env, bucket, multipart_threshold_mb=5, part_size_mb=5
+    )
 
     assert await uploader.drain(60)
 
@@ -91,7 +100,10 @@ async def test_uploader_large_segment_multipart_verified(
 
 
 async def test_uploader_corrupted_local_file_rejected_stays_queued(
-    aws_env: SeaweedServer, bucket: str, index: Index, storage_root: Path,
+    aws_env: SeaweedServer,
+    bucket: str,
+    index: Index,
+    storage_root: Path,
     segment_files: list[Path],
 ) -> None:
     ids = _index_segments(index, storage_root, segment_files[:2])
@@ -109,18 +121,32 @@ async def test_uploader_corrupted_local_file_rejected_stays_queued(
     assert rows[ids[0]].state == "local"
     assert "BadDigest" in (rows[ids[0]].last_error or "")
     assert rows[ids[1]].state == "replicated"  # one bad segment does not block the rest
-    assert aws_env.client().list_objects_v2(Bucket=bucket, Prefix=rows[ids[0]].object_key)[
-        "KeyCount"] == 0
+    assert (
+        aws_env.client().list_objects_v2(Bucket=bucket, Prefix=rows[ids[0]].object_key)[
+            "KeyCount"
+        ]
+        == 0
+    )
 
 
 async def test_uploader_wrong_credentials_one_error_recording_untouched(
-    aws_env: SeaweedServer, bucket: str, index: Index, storage_root: Path,
-    segment_files: list[Path], caplog: pytest.LogCaptureFixture,
+    aws_env: SeaweedServer,
+    bucket: str,
+    index: Index,
+    storage_root: Path,
+    segment_files: list[Path],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     ids = _index_segments(index, storage_root, segment_files[:1])
-    uploader = _uploader(index, storage_root, aws_env, bucket,
-                         access_key_id=aws_env.access_key, secret_access_key="wrong",
-                         retry_max_seconds=1)
+    uploader = _uploader(
+        index,
+        storage_root,
+        aws_env,
+        bucket,
+        access_key_id=aws_env.access_key,
+        secret_access_key="wrong",
+        retry_max_seconds=1,
+    )
 
     with caplog.at_level(logging.WARNING, logger="nvr.storage"):
         assert not await uploader.drain(4)
@@ -150,14 +176,23 @@ async def test_uploader_missing_bucket_refused_then_drains_when_created(
 
 
 async def test_uploader_s3_stopped_backlog_grows_then_drains(
-    own_seaweed: SeaweedServer, index: Index, storage_root: Path,
-    segment_files: list[Path], monkeypatch: pytest.MonkeyPatch,
+    own_seaweed: SeaweedServer,
+    index: Index,
+    storage_root: Path,
+    segment_files: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for name, value in own_seaweed.env().items():
         monkeypatch.setenv(name, value)
     bucket = new_bucket(own_seaweed)
-    uploader = _uploader(index, storage_root, own_seaweed, bucket, retry_max_seconds=2,
-                         request_timeout_seconds=2)
+    uploader = _uploader(
+        index,
+        storage_root,
+        own_seaweed,
+        bucket,
+        retry_max_seconds=2,
+        request_timeout_seconds=2,
+    )
     own_seaweed.stop()
     ids = _index_segments(index, storage_root, segment_files)
 
@@ -186,14 +221,19 @@ async def test_uploader_object_lock_retain_until_end_plus_retention(
 
     segment = index.segment_by_id(ids[0])
     assert segment is not None
-    head = aws_env.client().head_object(Bucket=bucket, Key=_rows(index)[ids[0]].object_key)
+    head = aws_env.client().head_object(
+        Bucket=bucket, Key=_rows(index)[ids[0]].object_key
+    )
     assert head["ObjectLockMode"] == "GOVERNANCE"
     until_us = int(head["ObjectLockRetainUntilDate"].timestamp() * 1_000_000)
     assert abs(until_us - (segment.end_us + 30 * US_PER_DAY)) < 1_000_000
 
 
 async def test_uploader_lock_required_bucket_without_lock_refused(
-    aws_env: SeaweedServer, bucket: str, index: Index, storage_root: Path,
+    aws_env: SeaweedServer,
+    bucket: str,
+    index: Index,
+    storage_root: Path,
     segment_files: list[Path],
 ) -> None:
     _index_segments(index, storage_root, segment_files[:1])

@@ -14,7 +14,9 @@ from nvr.index.models import Base
 def run_online() -> None:
     connection = context.config.attributes.get("connection")
     if connection is None:
-        raise StorageError("run the catalogue migrations through nvr.index.migrate.upgrade")
+        raise StorageError(
+            "run the catalogue migrations through nvr.index.migrate.upgrade"
+        )
     context.configure(connection=connection, target_metadata=Base.metadata)
     with context.begin_transaction():
         context.run_migrations()

@@ -50,7 +50,9 @@ def _create_runs() -> None:
         sa.Column("ended_us", sa.BigInteger(), nullable=True),
         sa.Column("end_reason", sa.String(64), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_runs"),
-        sa.ForeignKeyConstraint(["camera_id"], ["cameras.id"], name="fk_runs_camera_id_cameras"),
+        sa.ForeignKeyConstraint(
+            ["camera_id"], ["cameras.id"], name="fk_runs_camera_id_cameras"
+        ),
     )
     op.create_index("ix_runs_camera_id_started_us", "runs", ["camera_id", "started_us"])
 
@@ -83,10 +85,14 @@ def _create_segments() -> None:
         sa.ForeignKeyConstraint(
             ["camera_id"], ["cameras.id"], name="fk_segments_camera_id_cameras"
         ),
-        sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name="fk_segments_run_id_runs"),
+        sa.ForeignKeyConstraint(
+            ["run_id"], ["runs.id"], name="fk_segments_run_id_runs"
+        ),
         sqlite_autoincrement=True,
     )
-    op.create_index("ix_segments_camera_id_start_us", "segments", ["camera_id", "start_us"])
+    op.create_index(
+        "ix_segments_camera_id_start_us", "segments", ["camera_id", "start_us"]
+    )
     op.create_index("ix_segments_camera_id_end_us", "segments", ["camera_id", "end_us"])
     op.create_index("ix_segments_run_id", "segments", ["run_id"])
 
@@ -102,7 +108,9 @@ def _create_gaps() -> None:
         sa.Column("created_us", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_gaps"),
         sa.CheckConstraint("end_us > start_us", name="ck_gaps_end_after_start"),
-        sa.ForeignKeyConstraint(["camera_id"], ["cameras.id"], name="fk_gaps_camera_id_cameras"),
+        sa.ForeignKeyConstraint(
+            ["camera_id"], ["cameras.id"], name="fk_gaps_camera_id_cameras"
+        ),
     )
     op.create_index("ix_gaps_camera_id_start_us", "gaps", ["camera_id", "start_us"])
     op.create_index("ix_gaps_camera_id_end_us", "gaps", ["camera_id", "end_us"])
@@ -125,7 +133,9 @@ def _create_deletions() -> None:
             ["camera_id"], ["cameras.id"], name="fk_deletions_camera_id_cameras"
         ),
     )
-    op.create_index("ix_deletions_camera_id_deleted_us", "deletions", ["camera_id", "deleted_us"])
+    op.create_index(
+        "ix_deletions_camera_id_deleted_us", "deletions", ["camera_id", "deleted_us"]
+    )
 
 
 def downgrade() -> None:

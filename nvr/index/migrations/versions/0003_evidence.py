@@ -45,7 +45,9 @@ def _create_holds() -> None:
         sa.Column("released_by", sa.String(64), nullable=True),
         sa.Column("released_us", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_holds"),
-        sa.ForeignKeyConstraint(["camera_id"], ["cameras.id"], name="fk_holds_camera_id_cameras"),
+        sa.ForeignKeyConstraint(
+            ["camera_id"], ["cameras.id"], name="fk_holds_camera_id_cameras"
+        ),
     )
     op.create_index("ix_holds_camera_id_start_us", "holds", ["camera_id", "start_us"])
     op.create_index("ix_holds_case_id", "holds", ["case_id"])
@@ -109,14 +111,21 @@ def _link_existing_segments() -> None:
         sa.column("chain_hash", sa.String()),
     )
     rows = connection.execute(
-        sa.select(segments.c.id, segments.c.camera_id, segments.c.sha256,
-                  segments.c.start_us, segments.c.end_us, segments.c.bytes)
-        .order_by(segments.c.camera_id, segments.c.id)
+        sa.select(
+            segments.c.id,
+            segments.c.camera_id,
+            segments.c.sha256,
+            segments.c.start_us,
+            segments.c.end_us,
+            segments.c.bytes,
+        ).order_by(segments.c.camera_id, segments.c.id)
     ).all()
     previous: dict[str, str] = {}
     for segment_id, camera_id, sha256, start_us, end_us, size in rows:
-        text = (f"nvr-segment-chain/1\n{camera_id}\n{previous.get(camera_id, GENESIS)}\n"
-                f"{sha256}\n{start_us}\n{end_us}\n{size}\n")
+        text = (
+            f"nvr-segment-chain/1\n{camera_id}\n{previous.get(camera_id, GENESIS)}\n"
+            f"{sha256}\n{start_us}\n{end_us}\n{size}\n"
+        )
         link = hashlib.sha256(text.encode("utf-8")).hexdigest()
         connection.execute(
             segments.update().where(segments.c.id == segment_id).values(chain_hash=link)

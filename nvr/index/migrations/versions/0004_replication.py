@@ -35,7 +35,9 @@ def upgrade() -> None:
         sa.Column("evicted_us", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("segment_id", name="pk_replicas"),
         sa.ForeignKeyConstraint(
-            ["segment_id"], ["segments.id"], name="fk_replicas_segment_id_segments",
+            ["segment_id"],
+            ["segments.id"],
+            name="fk_replicas_segment_id_segments",
             ondelete="CASCADE",
         ),
     )
