@@ -22,7 +22,8 @@ def rtsp_camera_factory(clips_dir: Path) -> Iterator[CameraFactory]:
     """Starts simulated cameras that serve once the call returns; stops them at teardown.
 
     Call as ``rtsp_camera_factory(codec="h264", audio="aac", bframes=True, seconds=10,
-    user=None, password=None, name=None)``; the camera's ``url`` is ready to record.
+    user=None, password=None, name=None, inband_params=True)``; the camera's ``url`` is
+    ready to record. ``inband_params=False`` sends SPS/PPS only in the SDP.
     """
     started: list[SimulatedCamera] = []
 
@@ -35,6 +36,7 @@ def rtsp_camera_factory(clips_dir: Path) -> Iterator[CameraFactory]:
         user: str | None = None,
         password: str | None = None,
         name: str | None = None,
+        inband_params: bool = True,
     ) -> SimulatedCamera:
         name_ = clip_name(codec, audio=audio, bframes=bframes, seconds=seconds)
         clip = make_clip(
@@ -46,6 +48,7 @@ def rtsp_camera_factory(clips_dir: Path) -> Iterator[CameraFactory]:
             free_port(),
             user=user,
             password=password,
+            inband_params=inband_params,
         )
         started.append(camera)
         camera.start()

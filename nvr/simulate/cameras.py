@@ -109,6 +109,7 @@ class SimulatedCamera:
         *,
         user: str | None = None,
         password: str | None = None,
+        inband_params: bool = True,
     ) -> None:
         if (user is None) != (password is None):
             raise ValueError("user and password go together")
@@ -117,6 +118,8 @@ class SimulatedCamera:
         self.port = port
         self.user = user
         self.password = password
+        # False: SPS/PPS (and VPS) only in the SDP, never inside the RTP stream
+        self.inband_params = inband_params
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
 
@@ -150,6 +153,8 @@ class SimulatedCamera:
         ]
         if self.user is not None and self.password is not None:
             command += ["--user", self.user, "--password", self.password]
+        if not self.inband_params:
+            command.append("--no-inband-params")
         # stderr to a file, not a pipe nobody reads, so a chatty server never blocks
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(

@@ -11,6 +11,9 @@ re-packetises: ``h264parse ! rtph264pay``, ``h265parse ! rtph265pay``,
 ``aacparse ! rtpmp4gpay``, ``rtppcmapay``. Each client gets its own media (not shared),
 so every connection starts on a keyframe, and a client leaving ends only its own ffmpeg.
 
+With ``--no-inband-params`` the video's parameter sets travel only in the SDP
+(sprop-parameter-sets), never inside the RTP stream, as some cameras send them.
+
 Prints ``ready port=N mount=/path`` on stdout once listening; exits 0 on SIGTERM or
 SIGINT.
 """
@@ -38,6 +41,17 @@ FFPROBE = "/usr/bin/ffprobe"
 _VIDEO_BRANCH = {
     "h264": "h264parse ! rtph264pay config-interval=-1 pt=96",
     "hevc": "h265parse ! rtph265pay config-interval=-1 pt=96",
+}
+# The same without parameter sets in band: they reach the client only through the SDP's
+# sprop-parameter-sets (sprop-vps/sps/pps for H.265), as some cameras send them. The
+# clips keep SPS/PPS in Matroska's codec private, not in their packets; the caps filter
+# keeps the parser from converting to byte-stream, which would push the codec data in
+# band before the first keyframe.
+_VIDEO_BRANCH_NO_INBAND = {
+    "h264": "h264parse config-interval=0 ! video/x-h264,stream-format=avc"
+    " ! rtph264pay config-interval=0 pt=96",
+    "hevc": "h265parse config-interval=0 ! video/x-h265,stream-format=hvc1"
+    " ! rtph265pay config-interval=0 pt=96",
 }
 _AUDIO_BRANCH = {
     "aac": "aacparse ! rtpmp4gpay pt=97",
@@ -81,11 +95,18 @@ def probe_clip(clip: Path) -> ClipTracks:
     return ClipTracks(video=video, audio=audio)
 
 
-def pipeline_description(fd: int, tracks: ClipTracks) -> str:
+def video_branch(codec: str, inband_params: bool) -> str:
+    """The parser and payloader of the video track (see _VIDEO_BRANCH_NO_INBAND)."""
+    return (_VIDEO_BRANCH if inband_params else _VIDEO_BRANCH_NO_INBAND)[codec]
+
+
+def pipeline_description(
+    fd: int, tracks: ClipTracks, inband_params: bool = True
+) -> str:
     """The gst-launch text of one media: pipe in, demux, parse, payload as pay0/pay1."""
     parts = [
         f"fdsrc fd={fd} ! matroskademux name=demux",
-        f"demux.video_0 ! queue ! {_VIDEO_BRANCH[tracks.video]} name=pay0",
+        f"demux.video_0 ! queue ! {video_branch(tracks.video, inband_params)} name=pay0",
     ]
     if tracks.audio is not None:
         parts.append(f"demux.audio_0 ! queue ! {_AUDIO_BRANCH[tracks.audio]} name=pay1")
@@ -144,10 +165,11 @@ def stop_looper(proc: "subprocess.Popen[bytes]") -> None:
 class LoopingFactory(GstRtspServer.RTSPMediaFactory):  # type: ignore[misc]
     """Builds each media around its own ffmpeg looper and ends it with the media."""
 
-    def __init__(self, clip: Path, tracks: ClipTracks) -> None:
+    def __init__(self, clip: Path, tracks: ClipTracks, inband_params: bool) -> None:
         super().__init__()
         self._clip = clip
         self._tracks = tracks
+        self._inband_params = inband_params
         self._loopers: dict[Any, subprocess.Popen[bytes]] = {}
         # Note: not shared. A shared media stays in the factory's cache while it unprepares,
         # so a client reconnecting within that moment was answered 503.
@@ -158,7 +180,9 @@ class LoopingFactory(GstRtspServer.RTSPMediaFactory):  # type: ignore[misc]
         proc = start_looper(self._clip)
         assert proc.stdout is not None
         element = Gst.parse_launch(
-            pipeline_description(proc.stdout.fileno(), self._tracks)
+            pipeline_description(
+                proc.stdout.fileno(), self._tracks, self._inband_params
+            )
         )
         self._loopers[element] = proc
         return element
@@ -199,14 +223,15 @@ def require_credentials(server: Any, factory: Any, user: str, password: str) -> 
     factory.set_permissions(permissions)
 
 
-def preload_plugins(tracks: ClipTracks) -> None:
+def preload_plugins(tracks: ClipTracks, inband_params: bool) -> None:
     """Loads every element a media needs now, so the first DESCRIBE does not pay for it."""
     names = ["fdsrc", "matroskademux", "queue"]
     for branch in (
-        _VIDEO_BRANCH[tracks.video],
+        video_branch(tracks.video, inband_params),
         _AUDIO_BRANCH.get(tracks.audio or "", ""),
     ):
-        names += [part.split()[0] for part in branch.split("!") if part.strip()]
+        words = [part.split()[0] for part in branch.split("!") if part.strip()]
+        names += [word for word in words if "/" not in word]  # "/": a caps filter
     for name in names:
         if Gst.ElementFactory.make(name, None) is None:
             sys.exit(f"rtsp_server: GStreamer element {name!r} is missing")
@@ -219,6 +244,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--clip", type=Path, required=True)
     parser.add_argument("--user")
     parser.add_argument("--password")
+    parser.add_argument(
+        "--no-inband-params",
+        action="store_true",
+        help="send SPS/PPS (VPS) only in the SDP, never inside the RTP stream",
+    )
     args = parser.parse_args(argv)
     if (args.user is None) != (args.password is None):
         parser.error("--user and --password go together")
@@ -231,12 +261,13 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     Gst.init(None)
     tracks = probe_clip(args.clip)
-    preload_plugins(tracks)
+    inband_params = not args.no_inband_params
+    preload_plugins(tracks, inband_params)
 
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
-    factory = LoopingFactory(args.clip, tracks)
+    factory = LoopingFactory(args.clip, tracks, inband_params)
     if args.user is not None:
         require_credentials(server, factory, args.user, args.password)
     server.get_mount_points().add_factory(args.mount, factory)
