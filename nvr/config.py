@@ -5,6 +5,7 @@ documents its unit and default; ``examples/nvr.toml`` is the annotated reference
 """
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -24,6 +25,8 @@ from nvr.errors import ConfigError
 # Camera ids become directory names, so they are restricted to a safe alphabet.
 CAMERA_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 GROUP_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+# The characters RFC 3986 (3.2.1) allows in a URL's userinfo; anything else is encoded.
+_USERINFO = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:%-]*$")
 
 
 class _Strict(BaseModel):
@@ -194,9 +197,25 @@ class CameraConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _rtsp_url(cls, value: str) -> str:
+        if any(ch.isspace() or not ch.isprintable() for ch in value):
+            raise ValueError("must not contain spaces or control characters")
         parts = urlsplit(value)
         if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
             raise ValueError("must be an rtsp:// or rtsps:// URL with a host")
+        try:
+            parts.port  # noqa: B018 - urlsplit checks the port only when it is read
+        except ValueError as exc:
+            raise ValueError(f"has an invalid port: {exc}") from exc
+        # An unencoded '/', '?', '#' or '@' in a password makes the URL split in the
+        # wrong place: the password would be taken for a host or path, and leak.
+        userinfo = parts.netloc.rpartition("@")[0]
+        if "@" in parts.path + parts.query + parts.fragment or not _USERINFO.match(
+            userinfo
+        ):
+            raise ValueError(
+                "user or password has characters that must be percent-encoded "
+                "('/' as %2F, '@' as %40, ...), or use password_env / password_file"
+            )
         return value
 
 

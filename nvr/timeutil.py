@@ -13,6 +13,11 @@ from nvr.errors import BadRange
 
 US_PER_S = 1_000_000
 
+# Instants the API accepts: nothing was recorded before the epoch, and every accepted
+# instant must still format as RFC 3339 after any offset is applied.
+EARLIEST_US = 0
+LATEST_US = 253_370_764_800 * US_PER_S  # 9999-01-01T00:00:00Z
+
 
 def wall_now_us() -> int:
     """The system's UTC wall clock, in microseconds since the epoch."""
@@ -32,7 +37,10 @@ def parse_rfc3339_us(text: str) -> int:
         raise BadRange(f"not an RFC 3339 time: {text!r}") from exc
     if parsed.tzinfo is None:
         raise BadRange(f"time has no UTC offset: {text!r} (add Z or +HH:MM)")
-    return datetime_to_us(parsed)
+    instant_us = datetime_to_us(parsed)
+    if not EARLIEST_US <= instant_us < LATEST_US:
+        raise BadRange(f"time out of range: {text!r} (years 1970 to 9998 in UTC)")
+    return instant_us
 
 
 def datetime_to_us(moment: datetime) -> int:

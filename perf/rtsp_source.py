@@ -6,8 +6,9 @@ time (one access unit per frame interval, as a camera sends). Packets are real R
 interleaved on the RTSP connection (RFC 2326 §10.12). SPS and PPS precede every keyframe.
 
 Each session starts on a keyframe with the same sequence number and RTP time (fixed,
-non-zero values), so every session sends identical bytes and the packetised loops are built once and shared; a loop ``k`` adds
-``k`` clip lengths to the RTP timestamps and ``k`` loop packet counts to the sequence.
+non-zero values), so every session sends identical bytes and the packetised loops are
+built once and shared; a loop ``k`` adds ``k`` clip lengths to the RTP timestamps and
+``k`` loop packet counts to the sequence numbers.
 
 A camera has a finite send buffer: when a client falls more than ``--buffer-seconds`` of
 video behind, new frames are dropped (counted). ``offered`` counts every frame that fell

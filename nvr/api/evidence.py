@@ -19,6 +19,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from nvr.api.actor import request_actor
+from nvr.api.body import load_json_body
 from nvr.api.timerange import MAX_RANGE_US, parse_time_range
 from nvr.auth.middleware import camera_visible
 from nvr.errors import NotFound, RequestError
@@ -202,7 +203,7 @@ def _first_range(request: web.Request) -> bool:
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
     try:
-        body = await request.json()
+        body = await request.json(loads=load_json_body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestError(f"the body must be a JSON object: {exc}") from exc
     if not isinstance(body, dict):

@@ -67,7 +67,9 @@ class LoadMeter:
             used_s = cpu_s - previous[1]
         self._last[pid] = (now_s, cpu_s)
         pss = int(getattr(memory, "pss", memory.rss))
-        return ProcessLoad(pid, True, round(100 * used_s / elapsed_s, 2), memory.rss, pss)
+        return ProcessLoad(
+            pid, True, round(100 * used_s / elapsed_s, 2), memory.rss, pss
+        )
 
 
 def _camera_json(state: CameraState) -> dict[str, Any]:
@@ -96,7 +98,9 @@ def workers_json(
     for worker in workers:
         process = worker.process
         pid = process.pid if process is not None else None
-        load = meter.sample(pid) if pid is not None else ProcessLoad(0, False, 0.0, 0, 0)
+        load = (
+            meter.sample(pid) if pid is not None else ProcessLoad(0, False, 0.0, 0, 0)
+        )
         cameras = [_camera_json(states[c]) for c in worker.camera_ids if c in states]
         body.append(
             {
@@ -133,7 +137,9 @@ async def get_workers(request: web.Request) -> web.Response:
 
     source = request.app.get(WORKER_SOURCE)
     if source is None:
-        return _json({"cpu_count": psutil.cpu_count(), "supervisor": None, "workers": []})
+        return _json(
+            {"cpu_count": psutil.cpu_count(), "supervisor": None, "workers": []}
+        )
     body = await asyncio.to_thread(
         workers_json,
         list(source.workers),
@@ -157,31 +163,57 @@ def openapi_paths() -> dict[str, Any]:
         "rss_bytes": {"type": "integer"},
         "pss_bytes": {"type": "integer"},
     }
-    camera = {"type": "object", "properties": {
-        "id": {"type": "string"}, "state": {"type": "string"},
-        "bitrate_bps": {"type": "integer"}, "packets": {"type": "integer"},
-        "bytes": {"type": "integer"}, "reconnects": {"type": "integer"},
-        "last_packet_time": {"type": ["string", "null"], "format": "date-time"},
-    }}
-    worker = {"type": "object", "properties": {
-        "id": {"type": "integer"}, "pid": {"type": ["integer", "null"]},
-        "alive": {"type": "boolean"}, "restarts": {"type": "integer"},
-        **load, "bitrate_bps": {"type": "integer"},
-        "cameras": {"type": "array", "items": camera},
-    }}
-    body = {"type": "object", "properties": {
-        "cpu_count": {"type": ["integer", "null"]},
-        "supervisor": {"type": ["object", "null"], "properties": {
-            "pid": {"type": "integer"}, **load}},
-        "workers": {"type": "array", "items": worker},
-    }}
-    error = {"description": "error", "content": {"application/json": {
-        "schema": {"type": "object"}}}}
-    return {"/api/v1/workers": {"get": {
-        "summary": "Load of each worker process and its cameras; permission storage:read",
-        "responses": {
-            "200": {"description": "worker and camera load",
-                    "content": {"application/json": {"schema": body}}},
-            "401": error, "403": error,
+    camera = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "state": {"type": "string"},
+            "bitrate_bps": {"type": "integer"},
+            "packets": {"type": "integer"},
+            "bytes": {"type": "integer"},
+            "reconnects": {"type": "integer"},
+            "last_packet_time": {"type": ["string", "null"], "format": "date-time"},
         },
-    }}}
+    }
+    worker = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "pid": {"type": ["integer", "null"]},
+            "alive": {"type": "boolean"},
+            "restarts": {"type": "integer"},
+            **load,
+            "bitrate_bps": {"type": "integer"},
+            "cameras": {"type": "array", "items": camera},
+        },
+    }
+    body = {
+        "type": "object",
+        "properties": {
+            "cpu_count": {"type": ["integer", "null"]},
+            "supervisor": {
+                "type": ["object", "null"],
+                "properties": {"pid": {"type": "integer"}, **load},
+            },
+            "workers": {"type": "array", "items": worker},
+        },
+    }
+    error = {
+        "description": "error",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+    return {
+        "/api/v1/workers": {
+            "get": {
+                "summary": "Load of each worker process and its cameras; permission storage:read",
+                "responses": {
+                    "200": {
+                        "description": "worker and camera load",
+                        "content": {"application/json": {"schema": body}},
+                    },
+                    "401": error,
+                    "403": error,
+                },
+            }
+        }
+    }

@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from nvr.api.actor import request_actor
+from nvr.api.body import load_json_body
 from nvr.config import GroupConfig
 from nvr.errors import RequestError
 from nvr.retention import groups as groups_db
@@ -41,7 +42,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
-        body = await request.json()
+        body = await request.json(loads=load_json_body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestError(f"the body must be a JSON object: {exc}") from exc
     if not isinstance(body, dict):

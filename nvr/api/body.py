@@ -1,0 +1,46 @@
+"""Parsing JSON request bodies strictly enough that no input reaches the index unfit."""
+
+import json
+from typing import Any
+
+MAX_DEPTH = 32
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def _no_lone_surrogates(value: Any) -> None:
+    """JSON may escape lone UTF-16 surrogates ("\\ud800"), which no text column stores."""
+    if isinstance(value, str):
+        value.encode("utf-8")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_lone_surrogates(key)
+            _no_lone_surrogates(item)
+    elif isinstance(value, list):
+        for item in value:
+            _no_lone_surrogates(item)
+
+
+def load_json_body(text: str) -> Any:
+    """``json.loads`` that raises ValueError for over-deep nesting or invalid text."""
+    try:
+        value = json.loads(text)
+    except RecursionError as exc:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from exc
+    if _depth(value) > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    try:
+        _no_lone_surrogates(value)
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            "text holds an unpaired surrogate (not valid Unicode)"
+        ) from exc
+    return value
