@@ -14,6 +14,7 @@
     │   └── ObjectRejected          this one object failed: bad digest, verification mismatch
     └── RequestError           an API request is invalid (mapped to a 4xx answer)
         ├── NotFound           unknown camera, or no recording in the range
+        ├── Conflict           the stored data cannot serve a valid request
         └── BadRange           malformed time, end before start, range too long
 
 Library errors are wrapped with ``raise ... from`` so the cause stays in the traceback.
@@ -62,6 +63,12 @@ class NotFound(RequestError):
     """The camera is unknown or the range holds no recording."""
 
     status = 404
+
+
+class Conflict(RequestError):
+    """The request is valid but the stored data cannot serve it (e.g. files damaged)."""
+
+    status = 409
 
 
 class BadRange(RequestError):

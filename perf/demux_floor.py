@@ -28,8 +28,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--streams", type=int, default=25)
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--no-read-timeout", action="store_true",
-                        help="open without PyAV's timeout (no GIL-taking interrupt callback)")
+    parser.add_argument(
+        "--no-read-timeout",
+        action="store_true",
+        help="open without PyAV's timeout (no GIL-taking interrupt callback)",
+    )
     args = parser.parse_args()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -40,8 +43,11 @@ def main() -> int:
 
     def read(i: int) -> None:
         timeout = None if args.no_read_timeout else (10.0, 1.0)
-        with av.open(source.url(f"/floor/cam{i:04d}"), timeout=timeout,
-                     options={"rtsp_transport": "tcp", "timeout": "10000000"}) as container:
+        with av.open(
+            source.url(f"/floor/cam{i:04d}"),
+            timeout=timeout,
+            options={"rtsp_transport": "tcp", "timeout": "10000000"},
+        ) as container:
             for _packet in container.demux(container.streams.video[0]):
                 packets[i] += 1
                 if stop.is_set():
@@ -49,8 +55,10 @@ def main() -> int:
 
     me = psutil.Process()
     base_rss = me.memory_info().rss
-    threads = [threading.Thread(target=read, args=(i,), daemon=True)
-               for i in range(args.streams)]
+    threads = [
+        threading.Thread(target=read, args=(i,), daemon=True)
+        for i in range(args.streams)
+    ]
     for thread in threads:
         thread.start()
     time.sleep(3)
@@ -62,9 +70,11 @@ def main() -> int:
     rss_mb = (me.memory_info().rss - base_rss) / 2**20
     stop.set()
     source.close()
-    print(f"streams={args.streams} packets/s={rate:.0f} "
-          f"cpu%/stream={100 * used / elapsed / args.streams:.3f} "
-          f"rss MB/stream (above the idle process)={rss_mb / args.streams:.2f}")
+    print(
+        f"streams={args.streams} packets/s={rate:.0f} "
+        f"cpu%/stream={100 * used / elapsed / args.streams:.3f} "
+        f"rss MB/stream (above the idle process)={rss_mb / args.streams:.2f}"
+    )
     return 0
 
 

@@ -40,9 +40,24 @@ SEGMENT_US = 60_000_000
 EPOCH_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 COLUMNS = (
-    "camera_id", "run_id", "seq", "path", "start_us", "end_us", "media_start",
-    "media_duration", "timescale", "bytes", "sha256", "video_codec", "audio_codec",
-    "width", "height", "keyframes", "created_us", "chain_hash",
+    "camera_id",
+    "run_id",
+    "seq",
+    "path",
+    "start_us",
+    "end_us",
+    "media_start",
+    "media_duration",
+    "timescale",
+    "bytes",
+    "sha256",
+    "video_codec",
+    "audio_codec",
+    "width",
+    "height",
+    "keyframes",
+    "created_us",
+    "chain_hash",
 )
 
 
@@ -81,10 +96,24 @@ def segment_rows(rows: int) -> Iterator[tuple[Any, ...]]:
                 return
             made += 1
             yield (
-                f"cam{camera:03d}", f"run-{camera:03d}-{day}", seq,
-                f"cam{camera:03d}/{start_us}.mp4", start_us, start_us + SEGMENT_US,
-                seq * 5_400_000, 5_400_000, 90000, 11_250_000, sha, "h264", None,
-                1280, 720, keyframes, start_us + SEGMENT_US, sha,
+                f"cam{camera:03d}",
+                f"run-{camera:03d}-{day}",
+                seq,
+                f"cam{camera:03d}/{start_us}.mp4",
+                start_us,
+                start_us + SEGMENT_US,
+                seq * 5_400_000,
+                5_400_000,
+                90000,
+                11_250_000,
+                sha,
+                "h264",
+                None,
+                1280,
+                720,
+                keyframes,
+                start_us + SEGMENT_US,
+                sha,
             )
 
 
@@ -93,7 +122,8 @@ def run_rows(rows: int) -> list[tuple[Any, ...]]:
     days = -(-per_camera // 1440)
     return [
         (f"run-{c:03d}-{d}", f"cam{c:03d}", EPOCH_US + d * DAY_US, None, None)
-        for c in range(cameras) for d in range(days)
+        for c in range(cameras)
+        for d in range(days)
     ]
 
 
@@ -102,7 +132,10 @@ def open_fresh(url: str, rows: int) -> Index:
     cameras, _ = layout(rows)
     index.sync_groups_and_cameras(
         (GroupConfig(name="general", retention_days=1),),
-        tuple(CameraConfig(id=f"cam{c:03d}", url="rtsp://127.0.0.1/x") for c in range(cameras)),
+        tuple(
+            CameraConfig(id=f"cam{c:03d}", url="rtsp://127.0.0.1/x")
+            for c in range(cameras)
+        ),
     )
     return index
 
@@ -119,7 +152,9 @@ def load(index: Index, rows: int, postgres: bool) -> float:
         marks = ", ".join(["%s" if postgres else "?"] * len(COLUMNS))
         if postgres:
             cursor.executemany(runs_sql + "VALUES (%s, %s, %s, %s, %s)", run_rows(rows))
-            with cursor.copy(f"COPY segments ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            with cursor.copy(
+                f"COPY segments ({', '.join(COLUMNS)}) FROM STDIN"
+            ) as copy:
                 for row in segment_rows(rows):
                     copy.write_row(row)
         else:
@@ -165,8 +200,13 @@ def sweep_rate(index: Index, sample: int) -> float:
 
     with tempfile.TemporaryDirectory() as root:
         began = time.monotonic()
-        result = sweep(index, Path(root), {"general": 1},
-                       now_us=lambda: EPOCH_US + 2 * DAY_US, max_segments=sample)
+        result = sweep(
+            index,
+            Path(root),
+            {"general": 1},
+            now_us=lambda: EPOCH_US + 2 * DAY_US,
+            max_segments=sample,
+        )
         elapsed = time.monotonic() - began
     return result.segments / elapsed if elapsed > 0 else 0.0
 
@@ -195,9 +235,18 @@ def bench(backend: str, url: str, args: argparse.Namespace) -> Result:
         index.close()
     quantiles = statistics.quantiles(times, n=100)
     return Result(
-        backend, args.rows, cameras, round(per_camera / 1440, 2), round(load_s, 1),
-        round(quantiles[49], 3), round(quantiles[98], 3), round(rate, 1),
-        round(day_rows / rate, 1) if rate else -1.0, round(bulk_s, 3), deleted, day_rows,
+        backend,
+        args.rows,
+        cameras,
+        round(per_camera / 1440, 2),
+        round(load_s, 1),
+        round(quantiles[49], 3),
+        round(quantiles[98], 3),
+        round(rate, 1),
+        round(day_rows / rate, 1) if rate else -1.0,
+        round(bulk_s, 3),
+        deleted,
+        day_rows,
     )
 
 
@@ -217,22 +266,46 @@ def postgres_database() -> tuple[str, Any]:
 
 
 def table(results: list[Result]) -> str:
-    heads = ("backend", "rows", "cameras", "days", "load s", "1h query p50 ms",
-             "p99 ms", "sweep seg/s", "sweep 1 day s (proj.)", "bulk DELETE 1 day s")
+    heads = (
+        "backend",
+        "rows",
+        "cameras",
+        "days",
+        "load s",
+        "1h query p50 ms",
+        "p99 ms",
+        "sweep seg/s",
+        "sweep 1 day s (proj.)",
+        "bulk DELETE 1 day s",
+    )
     cells = [list(heads)] + [
-        [r.backend, str(r.rows), str(r.cameras), str(r.days), str(r.load_s),
-         str(r.query_p50_ms), str(r.query_p99_ms), str(r.sweep_rows_per_s),
-         str(r.sweep_day_projected_s), str(r.bulk_delete_day_s)]
+        [
+            r.backend,
+            str(r.rows),
+            str(r.cameras),
+            str(r.days),
+            str(r.load_s),
+            str(r.query_p50_ms),
+            str(r.query_p99_ms),
+            str(r.sweep_rows_per_s),
+            str(r.sweep_day_projected_s),
+            str(r.bulk_delete_day_s),
+        ]
         for r in results
     ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(heads))]
-    lines = [" | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines = [
+        " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True))
+        for row in cells
+    ]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="index size benchmark, SQLite vs PostgreSQL")
+    parser = argparse.ArgumentParser(
+        description="index size benchmark, SQLite vs PostgreSQL"
+    )
     parser.add_argument("--rows", type=int, default=50_000_000)
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--sweep-sample", type=int, default=2000)

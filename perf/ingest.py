@@ -69,9 +69,19 @@ class Source:
         make_clip(CLIP, 10, 1500)
         self.port = port
         self.proc = subprocess.Popen(
-            [PYTHON, str(PERF / "rtsp_source.py"), "--clip", str(CLIP), "--port", str(port),
-             "--buffer-seconds", str(buffer_seconds)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [
+                PYTHON,
+                str(PERF / "rtsp_source.py"),
+                "--clip",
+                str(CLIP),
+                "--port",
+                str(port),
+                "--buffer-seconds",
+                str(buffer_seconds),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self._read()
 
@@ -90,7 +100,11 @@ class Source:
         return self._read()
 
     def stats(self, prefix: str) -> dict[str, dict[str, int]]:
-        return {p: c for p, c in self.command("stats")["stats"].items() if p.startswith(prefix)}
+        return {
+            p: c
+            for p, c in self.command("stats")["stats"].items()
+            if p.startswith(prefix)
+        }
 
     def url(self, path: str) -> str:
         return f"rtsp://127.0.0.1:{self.port}{path}"
@@ -160,13 +174,19 @@ def measure(pids: list[int], seconds: float, label: str, source_pid: int) -> Loa
     after = [cpu_seconds([p]) for p in procs]
     elapsed = time.monotonic() - start
     source_pct = 100 * (cpu_seconds(source) - source_before) / elapsed
-    _log(f"{label}: RTSP source used {source_pct:.1f} % of one core; "
-         f"machine load average {os.getloadavg()[0]:.2f}")
+    _log(
+        f"{label}: RTSP source used {source_pct:.1f} % of one core; "
+        f"machine load average {os.getloadavg()[0]:.2f}"
+    )
     rss, pss = memory_mb(procs)
-    shares = sorted((100 * (a - b) / elapsed for a, b in zip(after, before, strict=True)),
-                    reverse=True)
-    _log(f"{label}: {len(procs)} processes, CPU % of one core, largest first: "
-         + " ".join(f"{share:.1f}" for share in shares[:12]))
+    shares = sorted(
+        (100 * (a - b) / elapsed for a, b in zip(after, before, strict=True)),
+        reverse=True,
+    )
+    _log(
+        f"{label}: {len(procs)} processes, CPU % of one core, largest first: "
+        + " ".join(f"{share:.1f}" for share in shares[:12])
+    )
     return Load(100 * (sum(after) - sum(before)) / elapsed, rss, pss)
 
 
@@ -208,8 +228,13 @@ def count_camera(files: list[Path], target_s: float) -> tuple[int, list[float]]:
 
 
 def summarise(
-    name: str, streams: int, sent: int, per_camera: list[tuple[int, list[float]]],
-    load: Load, reconnects: int, startup_skip: int,
+    name: str,
+    streams: int,
+    sent: int,
+    per_camera: list[tuple[int, list[float]]],
+    load: Load,
+    reconnects: int,
+    startup_skip: int,
 ) -> Row:
     received = sum(p for p, _e in per_camera)
     startup_skip = min(startup_skip, max(0, sent - received))
@@ -238,19 +263,25 @@ def run_nvr(source: Source, args: argparse.Namespace, workdir: Path) -> Row:
     root = workdir / "nvr"
     paths = [f"/nvr/cam{i:04d}" for i in range(args.streams)]
     job = {
-        "root": str(root), "index_url": f"sqlite:///{workdir / 'index.db'}",
-        "urls": [source.url(p) for p in paths], "segment_seconds": args.segment_seconds,
+        "root": str(root),
+        "index_url": f"sqlite:///{workdir / 'index.db'}",
+        "urls": [source.url(p) for p in paths],
+        "segment_seconds": args.segment_seconds,
         "cameras_per_worker": args.cameras_per_worker,
         "start_timeout_s": 30 + args.streams * 0.1,
     }
     node = subprocess.Popen(
         [PYTHON, str(PERF / "nvr_node.py"), json.dumps(job)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert node.stdin is not None and node.stdout is not None
     ready = json.loads(node.stdout.readline())
-    _log(f"nvr: {ready['ready']}/{args.streams} cameras recording, "
-         f"{len(ready['worker_pids'])} workers")
+    _log(
+        f"nvr: {ready['ready']}/{args.streams} cameras recording, "
+        f"{len(ready['worker_pids'])} workers"
+    )
     time.sleep(args.warmup_seconds)
     load = measure([node.pid], args.seconds, "nvr", source.proc.pid)
 
@@ -284,13 +315,33 @@ def run_ffmpeg(source: Source, args: argparse.Namespace, workdir: Path) -> Row:
         out.mkdir(parents=True)
         log = (out / "ffmpeg.log").open("wb")
         logs.append(log)
-        procs.append(subprocess.Popen(
-            ["/usr/bin/ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
-             "-rtsp_transport", "tcp", "-i", source.url(f"/ffmpeg/cam{i:04d}"),
-             "-c", "copy", "-f", "segment", "-segment_time", f"{args.segment_seconds:g}",
-             "-reset_timestamps", "1", str(out / "out%05d.mp4")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    "/usr/bin/ffmpeg",
+                    "-hide_banner",
+                    "-nostdin",
+                    "-loglevel",
+                    "error",
+                    "-rtsp_transport",
+                    "tcp",
+                    "-i",
+                    source.url(f"/ffmpeg/cam{i:04d}"),
+                    "-c",
+                    "copy",
+                    "-f",
+                    "segment",
+                    "-segment_time",
+                    f"{args.segment_seconds:g}",
+                    "-reset_timestamps",
+                    "1",
+                    str(out / "out%05d.mp4"),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        )
     deadline = time.monotonic() + 30 + streams * 0.1
     while time.monotonic() < deadline:
         playing = len(source.stats("/ffmpeg/"))
@@ -315,23 +366,34 @@ def run_ffmpeg(source: Source, args: argparse.Namespace, workdir: Path) -> Row:
 
     sent = sum(c["frames_offered"] for c in source.stats("/ffmpeg/").values())
     per_camera = [
-        count_camera(list((workdir / "ffmpeg" / f"cam{i:04d}").glob("*.mp4")),
-                     args.segment_seconds)
+        count_camera(
+            list((workdir / "ffmpeg" / f"cam{i:04d}").glob("*.mp4")),
+            args.segment_seconds,
+        )
         for i in range(streams)
     ]
-    reconnects = sum(max(0, c["sessions"] - 1) for c in source.stats("/ffmpeg/").values())
+    reconnects = sum(
+        max(0, c["sessions"] - 1) for c in source.stats("/ffmpeg/").values()
+    )
     return summarise("ffmpeg", streams, sent, per_camera, load, reconnects, 0)
 
 
 # -- output ----------------------------------------------------------------------------
 
 COLUMNS = (
-    ("recorder", "recorder"), ("streams", "streams"), ("kept_up", "recv/sent"),
-    ("packets_received", "received"), ("packets_sent", "sent"),
-    ("startup_skip", "first GOP"), ("lost", "lost"),
-    ("cpu_pct_per_stream", "cpu%/stream"), ("rss_mb_per_stream", "rss MB/stream"),
-    ("pss_mb_per_stream", "pss MB/stream"), ("segment_error_ms", "seg err ms"),
-    ("segments", "segments"), ("reconnects", "reconnects"),
+    ("recorder", "recorder"),
+    ("streams", "streams"),
+    ("kept_up", "recv/sent"),
+    ("packets_received", "received"),
+    ("packets_sent", "sent"),
+    ("startup_skip", "first GOP"),
+    ("lost", "lost"),
+    ("cpu_pct_per_stream", "cpu%/stream"),
+    ("rss_mb_per_stream", "rss MB/stream"),
+    ("pss_mb_per_stream", "pss MB/stream"),
+    ("segment_error_ms", "seg err ms"),
+    ("segments", "segments"),
+    ("reconnects", "reconnects"),
 )
 
 
@@ -339,15 +401,20 @@ def table(rows: list[Row]) -> str:
     cells = [[h for _k, h in COLUMNS]]
     cells += [[str(getattr(r, k)) for k, _h in COLUMNS] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
-    lines = [" | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines = [
+        " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True))
+        for row in cells
+    ]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
 def machine() -> dict[str, Any]:
     return {
-        "cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(), "kernel": platform.release(),
+        "cpus": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
     }
 
 
@@ -359,13 +426,21 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="nvr vs ffmpeg-per-camera ingest")
     parser.add_argument("--streams", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30, help="measured window")
-    parser.add_argument("--ffmpeg-streams", type=int, default=None,
-                        help="streams for the ffmpeg baseline (default: --streams; 0 skips)")
+    parser.add_argument(
+        "--ffmpeg-streams",
+        type=int,
+        default=None,
+        help="streams for the ffmpeg baseline (default: --streams; 0 skips)",
+    )
     parser.add_argument("--segment-seconds", type=float, default=10)
     parser.add_argument("--cameras-per-worker", type=int, default=25)
     parser.add_argument("--warmup-seconds", type=float, default=3)
-    parser.add_argument("--buffer-seconds", type=float, default=2,
-                        help="a camera drops frames once this much video waits unsent")
+    parser.add_argument(
+        "--buffer-seconds",
+        type=float,
+        default=2,
+        help="a camera drops frames once this much video waits unsent",
+    )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -392,12 +467,21 @@ def main() -> int:
     finally:
         source.close()
     if args.json:
-        print(json.dumps({"machine": machine(), "seconds": args.seconds,
-                          "segment_seconds": args.segment_seconds,
-                          "rows": [asdict(r) for r in rows]}))
+        print(
+            json.dumps(
+                {
+                    "machine": machine(),
+                    "seconds": args.seconds,
+                    "segment_seconds": args.segment_seconds,
+                    "rows": [asdict(r) for r in rows],
+                }
+            )
+        )
     else:
-        print(f"machine: {machine()}  window: {args.seconds:g} s  "
-              f"segment target: {args.segment_seconds:g} s")
+        print(
+            f"machine: {machine()}  window: {args.seconds:g} s  "
+            f"segment target: {args.segment_seconds:g} s"
+        )
         print(table(rows))
     nvr = rows[0]
     return 0 if nvr.lost <= 0 and nvr.packets_sent > 0 else 1

@@ -50,25 +50,51 @@ class Nvr:
         self.port = _free_port()
         self.env = dict(os.environ, PYTHONPATH=str(REPO))
         config = workdir / "nvr.toml"
-        lines = [f'[storage]\nroot = "{workdir / "segments"}"',
-                 f'[index]\nurl = "sqlite:///{workdir / "index.db"}"',
-                 f'[http]\nlisten = "127.0.0.1:{self.port}"',
-                 f"[recording]\nsegment_seconds = {segment_seconds}\ncameras_per_worker = 8"]
-        lines += [f'[[cameras]]\nid = "cam{i:04d}"\nurl = "{url}"' for i, url in enumerate(urls)]
+        lines = [
+            f'[storage]\nroot = "{workdir / "segments"}"',
+            f'[index]\nurl = "sqlite:///{workdir / "index.db"}"',
+            f'[http]\nlisten = "127.0.0.1:{self.port}"',
+            f"[recording]\nsegment_seconds = {segment_seconds}\ncameras_per_worker = 8",
+        ]
+        lines += [
+            f'[[cameras]]\nid = "cam{i:04d}"\nurl = "{url}"'
+            for i, url in enumerate(urls)
+        ]
         config.write_text("\n\n".join(lines) + "\n")
         made = subprocess.run(
-            [sys.executable, "-m", "nvr", "token", "create", "--config", str(config),
-             "--role", "admin", "--name", "perf"],
-            capture_output=True, text=True, env=self.env, check=True)
+            [
+                sys.executable,
+                "-m",
+                "nvr",
+                "token",
+                "create",
+                "--config",
+                str(config),
+                "--role",
+                "admin",
+                "--name",
+                "perf",
+            ],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            check=True,
+        )
         self.token = made.stdout.strip().splitlines()[-1]
         self.log = (workdir / "nvr.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "nvr", "serve", "--config", str(config)],
-            stdout=self.log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+        )
 
     def get_json(self, path: str) -> Any:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}",
-                                         headers={"Authorization": f"Bearer {self.token}"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}",
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
         with urllib.request.urlopen(request, timeout=60) as answer:
             return json.loads(answer.read())
 
@@ -89,7 +115,10 @@ class Nvr:
 
 def _packets(nvr: Nvr) -> tuple[dict[str, int], dict[str, int]]:
     cameras = nvr.cameras()
-    return ({c["id"]: c["packets"] for c in cameras}, {c["id"]: c["reconnects"] for c in cameras})
+    return (
+        {c["id"]: c["packets"] for c in cameras},
+        {c["id"]: c["reconnects"] for c in cameras},
+    )
 
 
 def _rate(nvr: Nvr, seconds: float) -> tuple[float, dict[str, int]]:
@@ -103,15 +132,24 @@ def _rate(nvr: Nvr, seconds: float) -> tuple[float, dict[str, int]]:
     return statistics.mean(rates), reconnects
 
 
-async def _download_loop(nvr: Nvr, paths: list[str], clients: int, stop: asyncio.Event,
-                         latencies: list[float], sizes: list[int]) -> None:
+async def _download_loop(
+    nvr: Nvr,
+    paths: list[str],
+    clients: int,
+    stop: asyncio.Event,
+    latencies: list[float],
+    sizes: list[int],
+) -> None:
     headers = {"Authorization": f"Bearer {nvr.token}"}
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
+
         async def one(i: int) -> None:
             while not stop.is_set():
                 began = time.monotonic()
-                async with session.get(f"http://127.0.0.1:{nvr.port}{paths[i % len(paths)]}") as r:
+                async with session.get(
+                    f"http://127.0.0.1:{nvr.port}{paths[i % len(paths)]}"
+                ) as r:
                     body = await r.read()
                     if r.status != 200:
                         raise RuntimeError(f"download answered {r.status}")
@@ -121,8 +159,9 @@ async def _download_loop(nvr: Nvr, paths: list[str], clients: int, stop: asyncio
         await asyncio.gather(*(one(i) for i in range(clients)))
 
 
-def _under_load(nvr: Nvr, paths: list[str], clients: int,
-                seconds: float) -> tuple[float, dict[str, int], list[float], list[int]]:
+def _under_load(
+    nvr: Nvr, paths: list[str], clients: int, seconds: float
+) -> tuple[float, dict[str, int], list[float], list[int]]:
     latencies: list[float] = []
     sizes: list[int] = []
     result: dict[str, Any] = {}
@@ -131,7 +170,9 @@ def _under_load(nvr: Nvr, paths: list[str], clients: int,
         loop = asyncio.new_event_loop()
         stop = asyncio.Event()
         result["stop"] = (loop, stop)
-        loop.run_until_complete(_download_loop(nvr, paths, clients, stop, latencies, sizes))
+        loop.run_until_complete(
+            _download_loop(nvr, paths, clients, stop, latencies, sizes)
+        )
         loop.close()
 
     import threading
@@ -156,7 +197,9 @@ def main() -> None:
 
     source = Source(_free_port(), buffer_seconds=2.0)
     workdir = Path(tempfile.mkdtemp(prefix="nvr-perf-load-"))
-    nvr = Nvr(workdir, [source.url(f"/nvr/cam{i:04d}") for i in range(args.streams)], 10)
+    nvr = Nvr(
+        workdir, [source.url(f"/nvr/cam{i:04d}") for i in range(args.streams)], 10
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -167,11 +210,14 @@ def main() -> None:
         time.sleep(25)  # two segments each, so downloads have something to read
         start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
         end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
-        paths = [f"/api/v1/cameras/cam{i:04d}/video.mp4?start={start}&end={end}"
-                 for i in range(args.streams)]
+        paths = [
+            f"/api/v1/cameras/cam{i:04d}/video.mp4?start={start}&end={end}"
+            for i in range(args.streams)
+        ]
         base_rate, base_reconnects = _rate(nvr, args.seconds)
         rate, reconnects, latencies, sizes = _under_load(
-            nvr, paths, args.downloaders, args.seconds)
+            nvr, paths, args.downloaders, args.seconds
+        )
     finally:
         nvr.close()
         source.close()
@@ -182,11 +228,16 @@ def main() -> None:
         "pkt_per_s_unloaded": round(base_rate, 2),
         "pkt_per_s_under_load": round(rate, 2),
         "kept_up": round(rate / base_rate, 3) if base_rate else 0.0,
-        "reconnects_during_load": sum(reconnects.values()) - sum(base_reconnects.values()),
+        "reconnects_during_load": sum(reconnects.values())
+        - sum(base_reconnects.values()),
         "downloads": len(latencies),
         "served_mb_per_s": round(sum(sizes) / 1e6 / (args.seconds + 2), 1),
-        "download_p50_s": round(latencies[len(latencies) // 2], 3) if latencies else None,
-        "download_p99_s": round(latencies[int(len(latencies) * 0.99)], 3) if latencies else None,
+        "download_p50_s": round(latencies[len(latencies) // 2], 3)
+        if latencies
+        else None,
+        "download_p99_s": round(latencies[int(len(latencies) * 0.99)], 3)
+        if latencies
+        else None,
     }
     if args.json:
         print(json.dumps(row))

@@ -62,14 +62,20 @@ async def _run(job: dict[str, Any]) -> None:
         if recording == len(config.cameras):
             break
         await asyncio.sleep(0.25)
-    recording = sum(s.status == CameraStatus.RECORDING for s in supervisor.states.values())
+    recording = sum(
+        s.status == CameraStatus.RECORDING for s in supervisor.states.values()
+    )
     pids = [w.process.pid for w in supervisor.workers if w.process is not None]
     print(json.dumps({"ready": recording, "worker_pids": pids}), flush=True)
 
     await loop.run_in_executor(None, sys.stdin.readline)
     await supervisor.stop()
     states = {
-        camera_id: {"packets": s.packets, "reconnects": s.reconnects, "status": s.status}
+        camera_id: {
+            "packets": s.packets,
+            "reconnects": s.reconnects,
+            "status": s.status,
+        }
         for camera_id, s in supervisor.states.items()
     }
     index_thread.shutdown(wait=True)

@@ -67,9 +67,27 @@ def make_segment(path: Path, seconds: int) -> Path:
 
     make_clip(CLIP, 10, 1500)
     subprocess.run(
-        ["/usr/bin/ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-         "-stream_loop", "-1", "-i", str(CLIP), "-t", str(seconds), "-c", "copy",
-         "-movflags", "frag_keyframe+empty_moov+default_base_moof", "-f", "mp4", str(path)],
+        [
+            "/usr/bin/ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-stream_loop",
+            "-1",
+            "-i",
+            str(CLIP),
+            "-t",
+            str(seconds),
+            "-c",
+            "copy",
+            "-movflags",
+            "frag_keyframe+empty_moov+default_base_moof",
+            "-f",
+            "mp4",
+            str(path),
+        ],
         check=True,
     )
     return path
@@ -89,13 +107,21 @@ def build_store(root: Path, index: Index, minutes: int) -> None:
         if minute:
             path.parent.mkdir(parents=True, exist_ok=True)
             os.link(first, path)
-        index.add_segment(replace(
-            event, seq=minute, path=path.relative_to(root).as_posix(), start_us=start_us,
-            end_us=start_us + duration_us, media_start=minute * event.media_duration,
-        ))
+        index.add_segment(
+            replace(
+                event,
+                seq=minute,
+                path=path.relative_to(root).as_posix(),
+                start_us=start_us,
+                end_us=start_us + duration_us,
+                media_start=minute * event.media_duration,
+            )
+        )
 
 
-def raw_read(root: Path, index: Index, start_us: int, end_us: int) -> tuple[int, int, float, float]:
+def raw_read(
+    root: Path, index: Index, start_us: int, end_us: int
+) -> tuple[int, int, float, float]:
     """(segments, bytes, ttfb s, total s) reading the range's segment files raw."""
     rows = index.segments_overlapping(CAMERA, start_us, end_us)
     began = time.perf_counter()
@@ -117,8 +143,11 @@ async def http_read(
     began = time.perf_counter()
     ttfb = None
     total = 0
-    async with session.get(f"{base}/api/v1/cameras/{CAMERA}/video.mp4", params=query,
-                           headers={"Authorization": f"Bearer {token}"}) as response:
+    async with session.get(
+        f"{base}/api/v1/cameras/{CAMERA}/video.mp4",
+        params=query,
+        headers={"Authorization": f"Bearer {token}"},
+    ) as response:
         response.raise_for_status()
         async for chunk in response.content.iter_chunked(CHUNK):
             ttfb = time.perf_counter() - began if ttfb is None else ttfb
@@ -130,8 +159,10 @@ async def run(args: argparse.Namespace, tmp: Path) -> list[Row]:
     ranges = [(name, RANGES_S[name]) for name in args.ranges.split(",")]
     minutes = max(seconds for _n, seconds in ranges) // 60 + 1
     root = tmp / "segments"
-    config = Config(storage=StorageConfig(root=root),
-                    cameras=(CameraConfig(id=CAMERA, url="rtsp://127.0.0.1/x"),))
+    config = Config(
+        storage=StorageConfig(root=root),
+        cameras=(CameraConfig(id=CAMERA, url="rtsp://127.0.0.1/x"),),
+    )
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index")
     loop = asyncio.get_running_loop()
 
@@ -143,24 +174,48 @@ async def run(args: argparse.Namespace, tmp: Path) -> list[Row]:
     await index_call(build_store, root, index, minutes)
     token = await index_call(create_token, index, "perf", Role.ADMIN)
 
-    runner = web.AppRunner(make_app(ApiContext(config, {}, index, index_call)), access_log=None)
+    runner = web.AppRunner(
+        make_app(ApiContext(config, {}, index, index_call)), access_log=None
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
     rows = []
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None)
+        ) as session:
             for name, seconds in ranges:
                 end_us = START_US + seconds * 1_000_000
                 segments, size, ttfb, total = await index_call(
-                    raw_read, root, index, START_US, end_us)
-                rows.append(Row(name, "raw read", segments, size, round(ttfb * 1000, 2),
-                                round(total, 3), round(size / total / 2**20, 1)))
+                    raw_read, root, index, START_US, end_us
+                )
+                rows.append(
+                    Row(
+                        name,
+                        "raw read",
+                        segments,
+                        size,
+                        round(ttfb * 1000, 2),
+                        round(total, 3),
+                        round(size / total / 2**20, 1),
+                    )
+                )
                 size, ttfb, total = await http_read(
-                    session, f"http://127.0.0.1:{port}", token, START_US, end_us)
-                rows.append(Row(name, "video.mp4", segments, size, round(ttfb * 1000, 2),
-                                round(total, 3), round(size / total / 2**20, 1)))
+                    session, f"http://127.0.0.1:{port}", token, START_US, end_us
+                )
+                rows.append(
+                    Row(
+                        name,
+                        "video.mp4",
+                        segments,
+                        size,
+                        round(ttfb * 1000, 2),
+                        round(total, 3),
+                        round(size / total / 2**20, 1),
+                    )
+                )
     finally:
         await runner.cleanup()
         await index_call(index.close)
@@ -171,19 +226,33 @@ async def run(args: argparse.Namespace, tmp: Path) -> list[Row]:
 def table(rows: list[Row]) -> str:
     heads = ("range", "reader", "segments", "bytes", "ttfb ms", "seconds", "MiB/s")
     cells = [list(heads)] + [
-        [r.range, r.reader, str(r.segments), str(r.bytes), str(r.ttfb_ms), str(r.seconds),
-         str(r.mb_per_s)] for r in rows
+        [
+            r.range,
+            r.reader,
+            str(r.segments),
+            str(r.bytes),
+            str(r.ttfb_ms),
+            str(r.seconds),
+            str(r.mb_per_s),
+        ]
+        for r in rows
     ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(heads))]
-    lines = [" | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines = [
+        " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True))
+        for row in cells
+    ]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="video.mp4 vs raw reads")
-    parser.add_argument("--ranges", default="1m,1h,24h",
-                        help=f"comma-separated, from {', '.join(RANGES_S)}")
+    parser.add_argument(
+        "--ranges",
+        default="1m,1h,24h",
+        help=f"comma-separated, from {', '.join(RANGES_S)}",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nvr-perf-playback-") as tmp:

@@ -57,9 +57,9 @@ def _split_avcc(data: bytes, length_size: int = 4) -> list[bytes]:
     """NAL units of one length-prefixed (ISO/IEC 14496-15) access unit."""
     units, pos = [], 0
     while pos + length_size <= len(data):
-        size = int.from_bytes(data[pos:pos + length_size], "big")
+        size = int.from_bytes(data[pos : pos + length_size], "big")
         pos += length_size
-        units.append(data[pos:pos + size])
+        units.append(data[pos : pos + size])
         pos += size
     return units
 
@@ -67,11 +67,11 @@ def _split_avcc(data: bytes, length_size: int = 4) -> list[bytes]:
 def _parameter_sets(extradata: bytes) -> tuple[bytes, bytes]:
     """SPS and PPS from an avcC record (ISO/IEC 14496-15 §5.3.3.1)."""
     pos = 6
-    sps_len = int.from_bytes(extradata[pos:pos + 2], "big")
-    sps = extradata[pos + 2:pos + 2 + sps_len]
+    sps_len = int.from_bytes(extradata[pos : pos + 2], "big")
+    sps = extradata[pos + 2 : pos + 2 + sps_len]
     pos += 2 + sps_len + 1
-    pps_len = int.from_bytes(extradata[pos:pos + 2], "big")
-    return sps, extradata[pos + 2:pos + 2 + pps_len]
+    pps_len = int.from_bytes(extradata[pos : pos + 2], "big")
+    return sps, extradata[pos + 2 : pos + 2 + pps_len]
 
 
 def _payloads(nal: bytes) -> list[bytes]:
@@ -81,10 +81,14 @@ def _payloads(nal: bytes) -> list[bytes]:
     indicator = (nal[0] & 0xE0) | 28
     kind = nal[0] & 0x1F
     body = nal[1:]
-    chunks = [body[i:i + MTU_PAYLOAD] for i in range(0, len(body), MTU_PAYLOAD)]
+    chunks = [body[i : i + MTU_PAYLOAD] for i in range(0, len(body), MTU_PAYLOAD)]
     out = []
     for index, chunk in enumerate(chunks):
-        header = kind | (0x80 if index == 0 else 0) | (0x40 if index == len(chunks) - 1 else 0)
+        header = (
+            kind
+            | (0x80 if index == 0 else 0)
+            | (0x40 if index == len(chunks) - 1 else 0)
+        )
         out.append(bytes((indicator, header)) + chunk)
     return out
 
@@ -122,12 +126,39 @@ def make_clip(path: Path, seconds: int, bitrate_kbps: int) -> Path:
     partial = path.with_name(path.name + ".partial.mkv")
     rate = f"{bitrate_kbps}k"
     subprocess.run(
-        ["/usr/bin/ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25", "-t", str(seconds),
-         "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "main", "-pix_fmt", "yuv420p",
-         "-b:v", rate, "-maxrate", rate, "-bufsize", rate,
-         "-x264-params", "keyint=25:min-keyint=25:scenecut=0:bframes=0",
-         "-f", "matroska", str(partial)],
+        [
+            "/usr/bin/ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=25",
+            "-t",
+            str(seconds),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-profile:v",
+            "main",
+            "-pix_fmt",
+            "yuv420p",
+            "-b:v",
+            rate,
+            "-maxrate",
+            rate,
+            "-bufsize",
+            rate,
+            "-x264-params",
+            "keyint=25:min-keyint=25:scenecut=0:bframes=0",
+            "-f",
+            "matroska",
+            str(partial),
+        ],
         check=True,
     )
     partial.rename(path)
@@ -166,7 +197,9 @@ class LoopCache:
                 header = struct.pack(
                     "!BBHII", 0x80, marker | 96, seq & 0xFFFF, timestamp, SSRC
                 )
-                parts.append(b"$\x00" + struct.pack("!H", 12 + len(payload)) + header + payload)
+                parts.append(
+                    b"$\x00" + struct.pack("!H", 12 + len(payload)) + header + payload
+                )
                 seq += 1
             out.append((b"".join(parts), len(payloads)))
         return out
@@ -221,8 +254,14 @@ class Source:
         sps, pps = self.clip.sps, self.clip.pps
         sets = base64.b64encode(sps).decode() + "," + base64.b64encode(pps).decode()
         lines = [
-            "v=0", "o=- 0 0 IN IP4 127.0.0.1", "s=nvr-perf", "c=IN IP4 0.0.0.0", "t=0 0",
-            "a=control:*", "m=video 0 RTP/AVP 96", "a=rtpmap:96 H264/90000",
+            "v=0",
+            "o=- 0 0 IN IP4 127.0.0.1",
+            "s=nvr-perf",
+            "c=IN IP4 0.0.0.0",
+            "t=0 0",
+            "a=control:*",
+            "m=video 0 RTP/AVP 96",
+            "a=rtpmap:96 H264/90000",
             f"a=fmtp:96 packetization-mode=1;profile-level-id={sps[1:4].hex()};"
             f"sprop-parameter-sets={sets}",
             "a=control:trackID=0",
@@ -307,7 +346,7 @@ class RtspConnection(asyncio.Protocol):
             body_len = int(headers.get("content-length", "0"))
             if len(self._buffer) < end + 4 + body_len:
                 return
-            self._buffer = self._buffer[end + 4 + body_len:]
+            self._buffer = self._buffer[end + 4 + body_len :]
             self._answer(head.split("\r\n", 1)[0], headers)
 
     def _answer(self, request_line: str, headers: dict[str, str]) -> None:
@@ -317,18 +356,25 @@ class RtspConnection(asyncio.Protocol):
         body = b""
         path = "/" + url.split("://", 1)[-1].partition("/")[2]
         if method == "OPTIONS":
-            extra.append("Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER")
+            extra.append(
+                "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER"
+            )
         elif method == "DESCRIBE":
             body = self._source.sdp()
-            extra += ["Content-Type: application/sdp", f"Content-Base: {url.rstrip('/')}/"]
+            extra += [
+                "Content-Type: application/sdp",
+                f"Content-Base: {url.rstrip('/')}/",
+            ]
         elif method == "SETUP":
             mount = path.rsplit("/trackID=", 1)[0]
             self._setup(mount)
             extra.append("Transport: RTP/AVP/TCP;unicast;interleaved=0-1")
         elif method == "PLAY":
             track = f"{url.rstrip('/')}/trackID=0"
-            extra += ["Range: npt=0.000-",
-                      f"RTP-Info: url={track};seq={SEQ_BASE};rtptime={RTP_TIME_BASE}"]
+            extra += [
+                "Range: npt=0.000-",
+                f"RTP-Info: url={track};seq={SEQ_BASE};rtptime={RTP_TIME_BASE}",
+            ]
         elif method not in ("TEARDOWN", "GET_PARAMETER", "SET_PARAMETER"):
             self._reply(cseq, "405 Method Not Allowed", [], b"")
             return
@@ -393,9 +439,13 @@ async def serve(clip_path: Path, port: int, buffer_seconds: float) -> None:
     bytes_per_s = sum(len(p) for _t, ps in clip.frames for p in ps) / (
         len(clip.frames) * clip.frame_s
     )
-    keyframes = [i for i, (_t, payloads) in enumerate(clip.frames) if payloads[0] == clip.sps]
+    keyframes = [
+        i for i, (_t, payloads) in enumerate(clip.frames) if payloads[0] == clip.sps
+    ]
     gop_frames = keyframes[1] if len(keyframes) > 1 else len(clip.frames)
-    source = Source(clip, LoopCache(clip), int(bytes_per_s * buffer_seconds), gop_frames)
+    source = Source(
+        clip, LoopCache(clip), int(bytes_per_s * buffer_seconds), gop_frames
+    )
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: RtspConnection(source), "127.0.0.1", port, backlog=1024

@@ -78,6 +78,30 @@ def test_parse_config_bad_value_names_the_key(text: str, named: str) -> None:
         parse_config(text)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "rtsp://admin:Pa/ss@127.0.0.1:554/stream",
+        "rtsp://admin:p@ss@127.0.0.1/stream",
+        "rtsp://admin:pa#ss@127.0.0.1/stream",
+        "rtsp://admin:pa ss@127.0.0.1/stream",
+        "rtsp://127.0.0.1:99999/stream",
+        "rtsp://127.0.0.1/x\\r\\nInjected: 1",  # TOML escapes: a real CR LF
+    ],
+)
+def test_parse_config_camera_url_that_would_leak_or_break_refused(url: str) -> None:
+    text = f'[[cameras]]\nid = "a"\nurl = "{url}"\n'
+    with pytest.raises(ConfigError, match=r"cameras\.0\.url"):
+        parse_config(text)
+
+
+def test_parse_config_percent_encoded_password_accepted() -> None:
+    config = parse_config(
+        '[[cameras]]\nid = "a"\nurl = "rtsp://u:p%2Fa%40ss@h:554/s"\n'
+    )
+    assert config.cameras[0].url.endswith("@h:554/s")
+
+
 def test_parse_config_duplicate_camera_rejected() -> None:
     text = (
         "[[cameras]]\nid='a'\nurl='rtsp://h/1'\n[[cameras]]\nid='a'\nurl='rtsp://h/2'\n"

@@ -32,3 +32,12 @@ def test_format_rfc3339_round_trips_microseconds() -> None:
 def test_ticks_conversion_90k_is_exact() -> None:
     assert ticks_to_us(90_000, Fraction(1, 90_000)) == 1_000_000
     assert us_to_ticks(40_000, Fraction(1, 90_000)) == 3_600
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00-14:00", "1969-12-31T23:59:59Z"],
+)
+def test_parse_rfc3339_outside_recordable_years_refused(text: str) -> None:
+    with pytest.raises(BadRange, match="out of range"):
+        parse_rfc3339_us(text)

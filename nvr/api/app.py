@@ -20,7 +20,13 @@ from nvr.api.timerange import parse_time_range
 from nvr.api.workers import register_workers
 from nvr.auth.middleware import AUTH, Authenticator, auth_middleware, camera_visible
 from nvr.config import Config
-from nvr.errors import NotFound, NvrError, ObjectStoreUnavailable, RequestError
+from nvr.errors import (
+    Conflict,
+    NotFound,
+    NvrError,
+    ObjectStoreUnavailable,
+    RequestError,
+)
 from nvr.export.clip import ClipPlan, ClipSource, plan_clip
 from nvr.ingest.events import CameraState, CameraStatus
 from nvr.log import fields, redact_url
@@ -78,9 +84,12 @@ async def _errors(
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise
-        return _json(
+        answer = _json(
             {"error": {"status": exc.status, "message": exc.reason}}, exc.status
         )
+        if "Content-Range" in exc.headers:  # a 416 tells the client the body's size
+            answer.headers["Content-Range"] = exc.headers["Content-Range"]
+        return answer
     except ObjectStoreUnavailable as exc:
         # a segment evicted to S3 cannot be read while S3 is down: retry later
         log.warning(
@@ -232,27 +241,68 @@ async def _plan(request: web.Request) -> ClipPlan:
         )
         for row, location in zip(rows, locations, strict=True)
     ]
+    sources = await asyncio.to_thread(_intact, camera_id, rows, sources)
     return await asyncio.to_thread(plan_clip, sources, span.start_us, span.end_us)
 
 
+def _intact(
+    camera_id: str, rows: list[Any], sources: list[ClipSource]
+) -> list[ClipSource]:
+    """The sources whose local file is present at its indexed size. Blocking (stat).
+
+    A missing or truncated file is left out of the clip, which then shows a hole there,
+    rather than failing the whole playback; it is logged at ERROR for ``nvr audit``.
+    """
+    kept = []
+    for row, source in zip(rows, sources, strict=True):
+        if isinstance(source.path, Path):
+            try:
+                size = source.path.stat().st_size
+            except FileNotFoundError:
+                size = -1
+            if size != row.bytes:
+                log.error(
+                    "segment file missing or damaged; left out of playback %s",
+                    fields(
+                        camera=camera_id, segment=row.id, size=size, indexed=row.bytes
+                    ),
+                )
+                continue
+        kept.append(source)
+    if not kept:
+        raise Conflict(
+            f"the recording of {camera_id!r} in this range is missing or damaged on disk "
+            "(run nvr audit)"
+        )
+    return kept
+
+
 def _byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
-    """The requested byte range as [first, last + 1), None for the whole body."""
-    if "Range" not in request.headers:
+    """The requested byte range as [first, last + 1), None for the whole body.
+
+    A Range header nvr does not support (another unit, several ranges, bad syntax) is
+    ignored and the whole body is sent, as RFC 9110 (14.2) allows; a well-formed range
+    outside the body is 416 with the body's size.
+    """
+    header = request.headers.get("Range", "")
+    if not header.startswith("bytes=") or "," in header:
         return None
-    unsatisfiable = {"Content-Range": f"bytes */{size}"}
     try:
         wanted = request.http_range
-    except ValueError as exc:
-        raise web.HTTPRequestRangeNotSatisfiable(headers=unsatisfiable) from exc
-    first = wanted.start
-    stop = wanted.stop
+    except ValueError:
+        return None
+    first, stop = wanted.start, wanted.stop
     if first is None:
         return None
     if first < 0:  # a suffix range: the last -first bytes
         first, stop = max(size + first, 0), size
+    elif header.strip() == "bytes=-0":
+        first, stop = size, size  # the last zero bytes: nothing to send
     stop = size if stop is None else min(stop, size)
     if first >= size or stop <= first:
-        raise web.HTTPRequestRangeNotSatisfiable(headers=unsatisfiable)
+        raise web.HTTPRequestRangeNotSatisfiable(
+            headers={"Content-Range": f"bytes */{size}"}
+        )
     return first, stop
 
 

@@ -89,6 +89,14 @@ async def _authenticated(
     request: web.Request, auth: Authenticator
 ) -> TokenInfo | web.Response:
     remote = request.remote or "unknown"
+    bearer = _bearer(request)
+    if bearer is None:
+        return _unauthorized("this endpoint needs Authorization: Bearer <token>", False)
+    token: TokenInfo | None = await auth.index_call(authenticate, auth.index, bearer)
+    if token is not None:
+        # a valid token always passes: one stale client behind a shared address (NAT,
+        # proxy) must not lock everyone else there out
+        return token
     retry_after_s = auth.limiter.retry_after_s(remote)
     if retry_after_s is not None:
         return _error(
@@ -96,12 +104,6 @@ async def _authenticated(
             "too many failed authentications; try again later",
             {"Retry-After": str(max(1, math.ceil(retry_after_s)))},
         )
-    bearer = _bearer(request)
-    if bearer is None:
-        return _unauthorized("this endpoint needs Authorization: Bearer <token>", False)
-    token: TokenInfo | None = await auth.index_call(authenticate, auth.index, bearer)
-    if token is not None:
-        return token
     parts = split_token(bearer)
     log.info(
         "authentication failed %s",

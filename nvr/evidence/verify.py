@@ -104,6 +104,9 @@ class _Entries:
     def size(self, name: str) -> int:
         return self.archive.getinfo(name).file_size
 
+    def compressed(self, name: str) -> bool:
+        return self.archive.getinfo(name).compress_type != zipfile.ZIP_STORED
+
     def read(self, name: str) -> bytes:
         return b"".join(self.chunks(name))
 
@@ -158,6 +161,11 @@ def _check_manifest(data: bytes, report: VerifyReport) -> dict[str, Any] | None:
         manifest = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         report.add("manifest", False, f"{MANIFEST_ENTRY} is not UTF-8 JSON: {exc}")
+        return None
+    except RecursionError:
+        report.add(
+            "manifest", False, f"{MANIFEST_ENTRY} is nested too deeply to be ours"
+        )
         return None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         report.add("manifest", False, f"{MANIFEST_ENTRY} is not an {FORMAT} manifest")
@@ -283,6 +291,18 @@ def _check_files(
             report.add(
                 f"file {name}", False, "listed in the manifest but not in the package"
             )
+            continue
+        declared = entries.size(name)
+        if declared != entry["bytes"]:
+            # checked before reading, so a zip bomb is refused without inflating it
+            report.add(
+                f"file {name}",
+                False,
+                f"zip entry holds {declared} bytes, manifest says {entry['bytes']}",
+            )
+            continue
+        if entries.compressed(name):
+            report.add(f"file {name}", False, "compressed; nvr packages store entries")
             continue
         digest, size, done = _hash_entry(entries, name, done, total, progress)
         if digest is None:

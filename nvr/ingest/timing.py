@@ -7,13 +7,13 @@ explains the model.
 """
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Generic, TypeVar
 
 from nvr.errors import CameraError
-from nvr.timeutil import ticks_to_us
+from nvr.timeutil import monotonic_us, ticks_to_us, wall_now_us
 
 T = TypeVar("T")
 
@@ -42,6 +42,10 @@ class SegmentTimes:
     clock_step: bool  # measured and assigned diverged: end the run after this segment
 
 
+def _wall_minus_monotonic_us() -> int:
+    return wall_now_us() - monotonic_us()
+
+
 class RunClock:
     """Assigns wall time to the segments of one run.
 
@@ -60,8 +64,13 @@ class RunClock:
         time_base: Fraction,
         max_slew_ppm: int = MAX_SLEW_PPM,
         step_limit_us: int = CLOCK_STEP_LIMIT_US,
+        clock_offset_us: Callable[[], int] | None = None,
     ) -> None:
         self._time_base = time_base
+        # A stepped server clock moves wall time against the monotonic clock; packets that
+        # merely arrive late (an overloaded node) do not. Only the former ends a run.
+        self._clock_offset_us = clock_offset_us or _wall_minus_monotonic_us
+        self._offset_at_start_us = self._clock_offset_us()
         self._max_slew_ppm = max_slew_ppm
         self._step_limit_us = step_limit_us
         self._anchor_us: int | None = (
@@ -131,10 +140,12 @@ class RunClock:
         error_us = measured_end_us - (start_us + duration_us)
         bound_us = duration_us * self._max_slew_ppm // 1_000_000
         slew_us = max(-bound_us, min(bound_us, error_us))
+        offset_moved_us = abs(self._clock_offset_us() - self._offset_at_start_us)
         return SegmentTimes(
             start_us,
             start_us + duration_us + slew_us,
-            clock_step=abs(error_us) > self._step_limit_us,
+            clock_step=abs(error_us) > self._step_limit_us
+            and offset_moved_us > self._step_limit_us // 2,
         )
 
 

@@ -59,7 +59,7 @@ def _confirm(body: dict[str, Any]) -> bool:
 
 def _validated(values: dict[str, Any]) -> GroupConfig:
     try:
-        return GroupConfig.model_validate(values)
+        return GroupConfig.model_validate(values, strict=True)  # true is not 1 day
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"

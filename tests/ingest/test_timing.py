@@ -110,7 +110,8 @@ def test_run_clock_late_packets_do_not_move_wall_time() -> None:
 
 
 def test_run_clock_server_clock_steps_forward_flags_clock_step() -> None:
-    clock = RunClock(TB)
+    offset_us = [0]
+    clock = RunClock(TB, clock_offset_us=lambda: offset_us[0])
     arrival = ArrivalModel()
     clock.close_segment(feed_segment(clock, 0, 125, arrival))
 
@@ -119,10 +120,26 @@ def test_run_clock_server_clock_steps_forward_flags_clock_step() -> None:
             arrival(index, media) + 3_600_000_000
         )  # NTP stepped the server an hour ahead
 
+    offset_us[0] = 3_600_000_000  # wall time moved against the monotonic clock
     times = clock.close_segment(feed_segment(clock, 125, 125, stepped))
 
     assert times.clock_step
     assert times.end_us - times.start_us <= 5_005_000  # the step is not smeared in
+
+
+def test_run_clock_packets_late_on_overloaded_node_is_not_a_clock_step() -> None:
+    clock = RunClock(TB, clock_offset_us=lambda: 0)
+    arrival = ArrivalModel()
+    first = clock.close_segment(feed_segment(clock, 0, 125, arrival))
+
+    def late(index: int, media: int) -> int:
+        return arrival(index, media) + 8_000_000  # every packet delivered 8 s late
+
+    times = clock.close_segment(feed_segment(clock, 125, 125, late))
+
+    assert not times.clock_step
+    assert times.start_us == first.end_us
+    assert times.end_us - times.start_us <= 5_005_000  # only the bounded slew
 
 
 def test_run_clock_server_clock_steps_back_raises_clock_step() -> None:
