@@ -4,6 +4,8 @@ Unknown keys and bad values are rejected with a message naming the key. Every fi
 documents its unit and default; ``examples/nvr.toml`` is the annotated reference.
 """
 
+import datetime
+import json
 import os
 import re
 import tomllib
@@ -16,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -182,9 +185,11 @@ class CameraConfig(_Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _resolve_password(cls, data: Any) -> Any:
+    def _resolve_password(cls, data: Any, info: ValidationInfo) -> Any:
         if not isinstance(data, dict) or not isinstance(data.get("url"), str):
             return data
+        if (info.context or {}).get("camera_passwords") is False:
+            return data  # an admin tool that never connects to cameras
         env_name, file_name = data.get("password_env"), data.get("password_file")
         file_path = Path(file_name) if isinstance(file_name, str | Path) else None
         password = read_secret(
@@ -320,22 +325,54 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def parse_config(text: str, source: str = "<config>") -> Config:
-    """Parses and validates TOML text; raises ConfigError naming each bad key."""
+def parse_config(
+    text: str, source: str = "<config>", *, camera_passwords: bool = True
+) -> Config:
+    """Parses and validates TOML text; raises ConfigError naming each bad key.
+
+    ``camera_passwords=False`` leaves each camera's ``password_env``/``password_file``
+    unread, for tools that only need the index or storage (tokens, retention plans):
+    an operator can run them without the recorder's camera secrets.
+    """
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    dated = _first_date(raw)
+    if dated is not None:
+        raise ConfigError(f"{source}: {dated}: a TOML date or time is not valid here")
     try:
-        return Config.model_validate(raw)
+        # Strict JSON mode: TOML already types its values, so `true` is not 1 second and
+        # "no" is not False; JSON mode still takes strings for paths and lists for tuples.
+        return Config.model_validate_json(
+            json.dumps(raw),
+            strict=True,
+            context={"camera_passwords": camera_passwords},
+        )
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_describe(exc)}") from exc
 
 
-def load_config(path: Path) -> Config:
-    """Reads and validates the TOML file at ``path``."""
+def _first_date(value: Any, key: str = "") -> str | None:
+    """The key of the first TOML date/time value, which no setting takes, else None."""
+    if isinstance(value, datetime.date | datetime.time):
+        return key or "(top level)"
+    children: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        children = [(f"{key}.{k}" if key else str(k), v) for k, v in value.items()]
+    elif isinstance(value, list):
+        children = [(f"{key}.{i}", v) for i, v in enumerate(value)]
+    for child_key, child in children:
+        found = _first_date(child, child_key)
+        if found is not None:
+            return found
+    return None
+
+
+def load_config(path: Path, *, camera_passwords: bool = True) -> Config:
+    """Reads and validates the TOML file at ``path`` (see ``parse_config``)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
-    return parse_config(text, str(path))
+    return parse_config(text, str(path), camera_passwords=camera_passwords)

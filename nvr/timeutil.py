@@ -5,6 +5,7 @@ Media time is counted in a stream's timebase ticks and never mixed with wall tim
 without one of the explicit conversions here.
 """
 
+import re
 import time
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -29,8 +30,21 @@ def monotonic_us() -> int:
     return time.monotonic_ns() // 1000
 
 
+# RFC 3339 section 5.6 date-time (a missing offset gets its own message below). Stricter
+# than datetime.fromisoformat, which also takes ISO 8601 forms (week dates, no separators,
+# a leading sign) that VMS clients never mean.
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?$"
+)
+
+
 def parse_rfc3339_us(text: str) -> int:
     """Parses RFC 3339 with any offset into UTC microseconds; a missing offset is an error."""
+    if not _RFC3339.match(text.strip()):
+        raise BadRange(
+            f"not an RFC 3339 time: {text!r} (e.g. 2026-12-03T18:00:00Z or "
+            "2026-12-03T19:00:00.5+01:00)"
+        )
     try:
         parsed = datetime.fromisoformat(text.strip().replace("z", "Z"))
     except ValueError as exc:

@@ -71,6 +71,15 @@ def test_parse_config_without_groups_has_the_two_presets() -> None:
             "unknown group 'nope'",
         ),
         ("colour = 'blue'\n", "colour: unknown key"),
+        # TOML types its values: no coercion of booleans, strings or dates
+        ("[recording]\nsegment_seconds = true\n", "recording.segment_seconds"),
+        ("[recording]\ncameras_per_worker = 2.5\n", "recording.cameras_per_worker"),
+        ("[[cameras]]\nid = 'a'\nurl = 'rtsp://x/y'\nenabled = 'no'\n", "enabled"),
+        ("[[groups]]\nname = 'g'\nretention_days = '30'\n", "groups.0.retention"),
+        (
+            "[[cameras]]\nid = 'a'\nurl = 'rtsp://x/y'\npassword_env = 2026-01-01\n",
+            "cameras.0.password_env: a TOML date",
+        ),
     ],
 )
 def test_parse_config_bad_value_names_the_key(text: str, named: str) -> None:
@@ -100,6 +109,13 @@ def test_parse_config_percent_encoded_password_accepted() -> None:
         '[[cameras]]\nid = "a"\nurl = "rtsp://u:p%2Fa%40ss@h:554/s"\n'
     )
     assert config.cameras[0].url.endswith("@h:554/s")
+
+
+def test_parse_config_whole_numbers_accepted_for_seconds() -> None:
+    config = parse_config("[recording]\nsegment_seconds = 4\nstall_seconds = 2.5\n")
+
+    assert config.recording.segment_seconds == 4.0
+    assert config.recording.stall_seconds == 2.5
 
 
 def test_parse_config_duplicate_camera_rejected() -> None:

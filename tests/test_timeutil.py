@@ -41,3 +41,25 @@ def test_ticks_conversion_90k_is_exact() -> None:
 def test_parse_rfc3339_outside_recordable_years_refused(text: str) -> None:
     with pytest.raises(BadRange, match="out of range"):
         parse_rfc3339_us(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+2026-12-03T18:00:00Z",  # ISO 8601 expanded year sign
+        "2026-12-03T18:00Z",  # no seconds
+        "20261203T180000Z",  # basic format
+        "2026-W49-4T18:00:00Z",  # week date
+        "2026-12-03",  # a date is not an instant
+    ],
+)
+def test_parse_rfc3339_iso_forms_outside_rfc3339_refused(text: str) -> None:
+    with pytest.raises(BadRange, match="not an RFC 3339 time"):
+        parse_rfc3339_us(text)
+
+
+def test_parse_rfc3339_lowercase_and_nanoseconds_accepted() -> None:
+    # RFC 3339 allows t/z and any fraction; finer than a microsecond is truncated
+    assert parse_rfc3339_us("2026-12-03t18:00:00.123456789z") == parse_rfc3339_us(
+        "2026-12-03T18:00:00.123456Z"
+    )

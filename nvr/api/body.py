@@ -1,7 +1,12 @@
 """Parsing JSON request bodies strictly enough that no input reaches the index unfit."""
 
 import json
+from collections.abc import Collection
 from typing import Any
+
+from aiohttp import web
+
+from nvr.errors import RequestError
 
 MAX_DEPTH = 32
 
@@ -44,3 +49,20 @@ def load_json_body(text: str) -> Any:
             "text holds an unpaired surrogate (not valid Unicode)"
         ) from exc
     return value
+
+
+async def json_object(request: web.Request, allowed: Collection[str]) -> dict[str, Any]:
+    """The request's JSON object body; RequestError if it is not one or has a key
+    outside ``allowed`` (a misspelt optional field must not be silently ignored)."""
+    try:
+        body = await request.json(loads=load_json_body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestError(f"the body must be a JSON object: {exc}") from exc
+    if not isinstance(body, dict):
+        raise RequestError("the body must be a JSON object")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise RequestError(
+            f"{unknown[0]!r}: unknown field (allowed: {', '.join(sorted(allowed))})"
+        )
+    return body

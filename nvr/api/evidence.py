@@ -19,7 +19,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from nvr.api.actor import request_actor
-from nvr.api.body import load_json_body
+from nvr.api.body import json_object
 from nvr.api.timerange import MAX_RANGE_US, parse_time_range
 from nvr.auth.middleware import camera_visible
 from nvr.errors import NotFound, RequestError
@@ -201,14 +201,7 @@ def _first_range(request: web.Request) -> bool:
 # request bodies
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json(loads=load_json_body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError(f"the body must be a JSON object: {exc}") from exc
-    if not isinstance(body, dict):
-        raise RequestError("the body must be a JSON object")
-    return body
+RANGE_FIELDS = ("camera", "start", "end", "case_id", "reason")
 
 
 def _text(body: Mapping[str, Any], name: str, limit: int = MAX_TEXT) -> str:
@@ -283,7 +276,7 @@ async def create_export(request: web.Request) -> web.Response:
     evidence = request.app[EVIDENCE]
     _, jobs = evidence.started()
     camera_id, start_us, end_us, case_id, reason = _range_request(
-        request, await _json_body(request)
+        request, await json_object(request, RANGE_FIELDS)
     )
     row = await jobs.submit(
         camera_id, start_us, end_us, case_id, reason, request_actor(request)
@@ -370,7 +363,9 @@ async def verify(request: web.Request) -> web.Response:
             raise RequestError(f"malformed upload: {exc}") from exc
         given = trusted_pem is not None
         trusted = trusted_pem if given else public_key_pem(key.public_key())
-        report = await asyncio.to_thread(verify_package, upload, trusted)
+        report = await asyncio.to_thread(
+            verify_package, upload, trusted, None, "the uploaded package"
+        )
     finally:
         await asyncio.to_thread(upload.unlink, missing_ok=True)
     manifest = report.manifest or {}
@@ -455,7 +450,7 @@ def _hold_json(row: HoldRow) -> dict[str, Any]:
 
 async def create_hold(request: web.Request) -> web.Response:
     context = request.app[EVIDENCE].context
-    body = await _json_body(request)
+    body = await json_object(request, (*RANGE_FIELDS, "cameras"))
     if "cameras" in body:
         return await _create_holds(request, body)
     camera_id, start_us, end_us, case_id, reason = _range_request(

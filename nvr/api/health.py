@@ -87,6 +87,22 @@ def _s3_check(context: "ApiContext") -> Check | None:
     return Check(False, f"{status.state}: {status.last_error or 'not probed yet'}")
 
 
+def _recording_check(request: web.Request) -> Check | None:
+    """Whether recording runs; None when this app has no supervisor (tests, tools).
+
+    A node whose disk is full of held recordings answers playback but records nothing,
+    so it is not ready: an orchestrator must see that, not a green probe.
+    """
+    from nvr.api.workers import WORKER_SOURCE
+
+    source = request.app.get(WORKER_SOURCE)
+    if source is None:
+        return None
+    if source.paused:
+        return Check(False, f"paused: {source.pause_reason or 'disk full'}")
+    return Check(True, "running")
+
+
 async def readyz(request: web.Request) -> web.Response:
     from nvr.api.app import CONTEXT, _json
 
@@ -98,6 +114,9 @@ async def readyz(request: web.Request) -> web.Response:
     s3_check = _s3_check(context)
     if s3_check is not None:
         checks["s3"] = s3_check
+    recording_check = _recording_check(request)
+    if recording_check is not None:
+        checks["recording"] = recording_check
     ready = all(check.ok for check in checks.values())
     body = {
         "status": "ready" if ready else "not ready",

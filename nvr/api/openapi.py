@@ -518,6 +518,7 @@ def _retention_paths() -> dict[str, Schema]:
     change = {
         "type": "object",
         "properties": {**group_fields, "confirm": {"type": "boolean"}},
+        "additionalProperties": False,
     }
     impact = _object({"segments": _COUNT, "bytes": _COUNT})
     refused = _json(
@@ -558,6 +559,7 @@ def _retention_paths() -> dict[str, Schema]:
                                     "name": {"type": "string"},
                                     **group_fields,
                                 },
+                                "additionalProperties": False,
                             }
                         }
                     },
@@ -600,6 +602,7 @@ def _retention_paths() -> dict[str, Schema]:
                                     "group": {"type": "string"},
                                     "confirm": {"type": "boolean"},
                                 },
+                                "additionalProperties": False,
                             }
                         }
                     },

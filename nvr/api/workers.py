@@ -29,6 +29,11 @@ class WorkerSource(Protocol):
 
     states: dict[str, CameraState]
 
+    @property
+    def paused(self) -> bool: ...
+
+    pause_reason: str | None
+
 
 @dataclass(frozen=True)
 class ProcessLoad:

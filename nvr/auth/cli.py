@@ -33,7 +33,11 @@ CONFIG_OPTION = click.option(
 def _index(config_path: Path | None) -> Iterator[tuple[Config, Index]]:
     """The config and its opened index; any NvrError exits with status 2."""
     try:
-        config = Config() if config_path is None else load_config(config_path)
+        config = (
+            Config()
+            if config_path is None
+            else load_config(config_path, camera_passwords=False)
+        )
         index = open_index(config.index.url)
     except NvrError as exc:
         click.echo(f"nvr: {exc}", err=True)

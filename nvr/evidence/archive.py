@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nvr.errors import ObjectRejected
+from nvr.errors import NotFound, ObjectRejected
 from nvr.evidence.chain import (
     AuditRecord,
     ChainRecord,
@@ -70,7 +70,11 @@ def audit_archive(
 
     Each segment is re-hashed where it lives: its local file, else (evicted) its object
     in ``store``, streamed by ranged GETs. Blocking: reads every segment in the window.
-    Raises ObjectStoreError when S3 is unreachable or refuses the credentials."""
+    Raises NotFound for a camera the index has never known (a typo must not read as
+    a clean audit) and ObjectStoreError when S3 is unreachable or refuses the
+    credentials."""
+    if index.camera_group(camera_id) is None:
+        raise NotFound(f"camera {camera_id!r} is not in the index")
     result = ArchiveAudit(camera_id)
 
     def report(finding: Finding) -> None:

@@ -56,9 +56,15 @@ class VerifyReport:
 
 
 def verify_package(
-    path: Path, trusted_key_pem: bytes | None = None, progress: Progress | None = None
+    path: Path,
+    trusted_key_pem: bytes | None = None,
+    progress: Progress | None = None,
+    label: str | None = None,
 ) -> VerifyReport:
     """Runs every check on the package at ``path``. Blocking: hashes every file.
+
+    ``label`` names the package in the report (default: the file name); the server
+    passes one so that its temporary upload paths stay out of the answer.
 
     With ``trusted_key_pem`` the signature is checked against that key and the bundled
     key must equal it; without it the bundled key is used, which proves the package is
@@ -68,7 +74,9 @@ def verify_package(
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
-        report.add("package", False, f"cannot open {path.name} as a zip archive: {exc}")
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        shown = label or path.name
+        report.add("package", False, f"cannot open {shown} as a zip archive: {reason}")
         return report
     with archive:
         if not _check_entries(archive, report):

@@ -64,6 +64,7 @@ class _Opener:
         self._lock = threading.Lock()
         self.container: av.container.InputContainer | None = None
         self.error: av.error.FFmpegError | OSError | None = None
+        self._elapsed_s = 0.0
 
     def open(self, stop: threading.Event) -> av.container.InputContainer | None:
         """The open container; None if stop was set first. Raises CameraUnreachable."""
@@ -77,13 +78,16 @@ class _Opener:
                     late.close()
                 return None
         if self.error is not None:
-            raise CameraUnreachable(redact_text(str(self.error))) from self.error
+            reason = open_error_reason(self.error, self._elapsed_s, self._timeout[0])
+            raise CameraUnreachable(reason) from self.error
         return self.container
 
     def _open(self) -> None:
+        began = monotonic_us()
         try:
             opened = av.open(self._url, options=self._options, timeout=self._timeout)
         except (av.error.FFmpegError, OSError) as exc:
+            self._elapsed_s = (monotonic_us() - began) / US_PER_S
             self.error = exc
             self._done.set()
             return
@@ -93,6 +97,27 @@ class _Opener:
                 return
             self.container = opened
         self._done.set()
+
+
+def open_error_reason(
+    error: av.error.FFmpegError | OSError, elapsed_s: float, timeout_s: float
+) -> str:
+    """Why a camera could not be opened, in words an operator can act on.
+
+    Leaves out FFmpeg's error number (it reads like an errno but is a tag) and the URL,
+    which holds the password. FFmpeg reports a silent server, an RTSP error status such
+    as 503 and a non-RTSP service alike as "invalid data": the time taken tells the
+    first apart.
+    """
+    if isinstance(error, av.error.InvalidDataError):
+        if elapsed_s >= 0.9 * timeout_s:
+            return f"no RTSP answer within {timeout_s:g} s"
+        return (
+            "the camera refused the stream or answered something that is not RTSP "
+            "(e.g. 503 Service Unavailable, or another service on that port)"
+        )
+    text = error.strerror if error.strerror else str(error)
+    return redact_text(text)
 
 
 class CameraRecorder:
@@ -294,7 +319,7 @@ class CameraRecorder:
                     )
                     return "stalled", str(stalled)
             except av.error.FFmpegError as exc:
-                return "disconnected", redact_text(str(exc))
+                return "disconnected", redact_text(exc.strerror or str(exc))
             except TimestampBreak as exc:
                 return exc.reason, str(exc)
             except StorageError as exc:

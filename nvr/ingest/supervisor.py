@@ -116,6 +116,7 @@ class Supervisor:
         self._monitor: asyncio.Task[None] | None = None
         self._stopping = False
         self._paused = False  # retention (issue 4): disk full of held recordings
+        self.pause_reason: str | None = None
         self._pending: set[asyncio.Task[None]] = set()
         # one lock per camera keeps its index writes in arrival order across retries
         self._index_locks: dict[str, asyncio.Lock] = {}
@@ -174,6 +175,7 @@ class Supervisor:
         if self._paused or self._stopping:
             return
         self._paused = True
+        self.pause_reason = reason
         for worker in self._workers:
             if worker.conn is not None:
                 try:
@@ -194,6 +196,7 @@ class Supervisor:
         if not self._paused or self._stopping:
             return
         self._paused = False
+        self.pause_reason = None
         for worker in self._workers:
             await self._recover(worker.cameras)
             self._spawn(worker)

@@ -13,7 +13,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from nvr.api.actor import request_actor
-from nvr.api.body import load_json_body
+from nvr.api.body import json_object
 from nvr.config import GroupConfig
 from nvr.errors import RequestError
 from nvr.retention import groups as groups_db
@@ -38,16 +38,6 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(
         data, status=status, dumps=lambda v: json.dumps(v, indent=1)
     )
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json(loads=load_json_body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError(f"the body must be a JSON object: {exc}") from exc
-    if not isinstance(body, dict):
-        raise RequestError("the body must be a JSON object")
-    return body
 
 
 def _confirm(body: dict[str, Any]) -> bool:
@@ -91,7 +81,7 @@ async def list_groups(request: web.Request) -> web.Response:
 
 async def create_group(request: web.Request) -> web.Response:
     context = _context(request)
-    config = _validated(await _body(request))
+    config = _validated(await json_object(request, ("name", *GROUP_FIELDS)))
     row = await context.index_call(
         groups_db.create_group,
         context.index,
@@ -107,11 +97,8 @@ async def create_group(request: web.Request) -> web.Response:
 async def patch_group(request: web.Request) -> web.Response:
     context = _context(request)
     name = request.match_info["name"]
-    body = await _body(request)
+    body = await json_object(request, (*GROUP_FIELDS, "confirm"))
     confirm = _confirm(body)
-    unknown = sorted(set(body) - set(GROUP_FIELDS))
-    if unknown:
-        raise RequestError(f"{unknown[0]!r}: unknown field (allowed: {GROUP_FIELDS})")
     current = await context.index_call(groups_db.get_group, context.index, name)
     merged = {"name": name, **{k: getattr(current, k) for k in GROUP_FIELDS}, **body}
     _validated(merged)
@@ -132,7 +119,7 @@ async def patch_group(request: web.Request) -> web.Response:
 async def put_camera_group(request: web.Request) -> web.Response:
     context = _context(request)
     camera_id = request.match_info["camera_id"]
-    body = await _body(request)
+    body = await json_object(request, ("group", "confirm"))
     confirm = _confirm(body)
     group = body.get("group")
     if not isinstance(group, str) or not group:

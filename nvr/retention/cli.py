@@ -33,7 +33,7 @@ def plan_command(config_path: Path, at: str | None, as_json: bool) -> None:
     from nvr.timeutil import format_rfc3339, parse_rfc3339_us, wall_now_us
 
     try:
-        config = load_config(config_path)
+        config = load_config(config_path, camera_passwords=False)
         at_us = parse_rfc3339_us(at) if at else wall_now_us()
         index = open_index(config.index.url)
         try:

@@ -6,7 +6,9 @@ from typing import Any
 from sqlalchemy import create_engine
 
 from nvr.api.app import ApiContext, make_app
+from nvr.api.workers import WORKER_SOURCE
 from nvr.index.repo import Index
+from nvr.ingest.supervisor import Supervisor
 from tests.evidence.support import Archive, index_call
 
 
@@ -77,3 +79,27 @@ async def test_readyz_index_unreachable_answers_503(
     assert "OperationalError" in body["checks"]["index"]["detail"]
     assert body["checks"]["storage"]["ok"] is True
     engine.dispose()
+
+
+async def test_readyz_recording_paused_by_disk_pressure_answers_503(
+    context: ApiContext, aiohttp_client: Any
+) -> None:
+    # a real supervisor with no cameras: pausing it is what disk pressure does
+    supervisor = Supervisor(context.config, [], index_call, context.index)
+    app = make_app(context)
+    app[WORKER_SOURCE] = supervisor
+    client = await aiohttp_client(app)
+    assert (await client.get("/readyz")).status == 200
+
+    await supervisor.pause_recording("disk full of held recordings")
+    paused = await client.get("/readyz")
+    await supervisor.resume_recording()
+    resumed = await client.get("/readyz")
+
+    body = await paused.json()
+    assert paused.status == 503
+    assert body["checks"]["recording"] == {
+        "ok": False,
+        "detail": "paused: disk full of held recordings",
+    }
+    assert resumed.status == 200

@@ -104,3 +104,19 @@ def test_token_create_scope_unknown_camera_exits_2(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert "cam-zz" in result.output
+
+
+def test_token_create_without_camera_secrets_in_environment(tmp_path: Path) -> None:
+    # the admin creating a token need not hold the recorder's camera passwords
+    config = tmp_path / "nvr.toml"
+    config.write_text(
+        f'[index]\nurl = "sqlite:///{tmp_path / "index.db"}"\n\n'
+        '[[cameras]]\nid = "cam-a"\nurl = "rtsp://admin@127.0.0.1:1/a"\n'
+        'password_env = "NVR_TEST_UNSET_CAMERA_PASSWORD"\n'
+    )
+    args = ["token", "create", "--config", str(config), "--role", "viewer"]
+
+    result = CliRunner().invoke(main, [*args, "--name", "v"], env={})
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip()

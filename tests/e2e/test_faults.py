@@ -145,7 +145,10 @@ def test_serve_connect_faults_show_state_and_recover(
         began_us = wall_now_us()
         recorder.start()
         recorder.wait_for(
-            lambda: camera(recorder, "silent").get("last_error"),
+            lambda: (
+                "no RTSP answer within 3 s"
+                == camera(recorder, "silent").get("last_error")
+            ),
             40,
             "the silent camera's error to show",
         )

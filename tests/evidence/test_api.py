@@ -190,6 +190,26 @@ async def test_export_of_empty_range_fails_with_reason(
     assert download.status == 409
 
 
+async def test_export_with_misspelt_field_refused_naming_it(
+    aiohttp_client: ClientFactory, archive: Archive
+) -> None:
+    client = await _client(aiohttp_client, archive)
+    operator = _auth(archive, "olive", Role.OPERATOR)
+    body = {
+        "camera": "cam1",
+        "start": format_rfc3339(WALL_T0_US),
+        "end": format_rfc3339(WALL_T0_US + 6 * S),
+        "case_id": "C",
+        "reason": "r",
+        "case_note": "typo of a field that does not exist",
+    }
+
+    answer = await client.post("/api/v1/exports", headers=operator, json=body)
+
+    assert answer.status == 400
+    assert "'case_note': unknown field" in (await answer.json())["error"]["message"]
+
+
 async def test_export_with_altered_source_fails_naming_segment(
     aiohttp_client: ClientFactory, archive: Archive
 ) -> None:
@@ -244,6 +264,26 @@ async def test_verify_upload_reports_each_check(
     assert result["passed"] is (not tamper)
     failed = [check["name"] for check in result["checks"] if not check["passed"]]
     assert failed == (["file video.mp4"] if tamper else [])
+
+
+async def test_verify_upload_not_a_zip_fails_without_server_paths(
+    aiohttp_client: ClientFactory, archive: Archive
+) -> None:
+    client = await _client(aiohttp_client, archive)
+    auditor = _auth(archive, "audrey", Role.AUDITOR)
+
+    answer = await client.post(
+        "/api/v1/verify",
+        headers={**auditor, "Content-Type": "application/zip"},
+        data=b"this is not a zip archive",
+    )
+    result = await answer.json()
+
+    assert answer.status == 200
+    assert result["passed"] is False
+    detail = result["checks"][0]["detail"]
+    assert detail.startswith("cannot open the uploaded package as a zip archive")
+    assert ".upload" not in detail and str(archive.root) not in detail
 
 
 async def test_audit_log_records_actions_in_an_intact_chain(

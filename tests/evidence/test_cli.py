@@ -206,7 +206,7 @@ def _config_file(archive: Archive, tmp_path: Path) -> Path:
     return path
 
 
-def audit(archive: Archive, tmp_path: Path, *extra: str) -> Any:
+def audit(archive: Archive, tmp_path: Path, *extra: str, camera: str = "cam1") -> Any:
     return CliRunner().invoke(
         main,
         [
@@ -214,7 +214,7 @@ def audit(archive: Archive, tmp_path: Path, *extra: str) -> Any:
             "--config",
             str(_config_file(archive, tmp_path)),
             "--camera",
-            "cam1",
+            camera,
             *extra,
         ],
     )
@@ -226,6 +226,16 @@ def test_audit_untouched_archive_is_clean(archive: Archive, tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     assert "5 chain records, 5 files re-hashed" in result.output
     assert "result: CLEAN" in result.output
+
+
+def test_audit_unknown_camera_is_an_error_not_clean(
+    archive: Archive, tmp_path: Path
+) -> None:
+    result = audit(archive, tmp_path, camera="cam-typo")
+
+    assert result.exit_code == 2, result.output
+    assert "camera 'cam-typo' is not in the index" in result.output
+    assert "CLEAN" not in result.output
 
 
 def test_audit_altered_middle_segment_is_reported_by_segment(

@@ -310,3 +310,28 @@ def test_recorder_unreachable_camera_reports_error_without_password(
     ]
     assert errors
     assert all("secret" not in error for error in errors)
+    assert errors[0] == "Connection refused"  # no FFmpeg error number, no URL
+
+
+def test_recorder_silent_camera_reports_no_answer_within_timeout(
+    recordings: Callable[..., Recording],
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        port = silent.getsockname()[1]
+        session = recordings(
+            f"rtsp://127.0.0.1:{port}/stream", connect_timeout_seconds=2
+        )
+        session.wait_for(
+            lambda events: any(
+                isinstance(e, CameraState) and e.last_error for e in events
+            ),
+            15,
+        )
+        session.stop()
+
+    errors = [
+        e.last_error
+        for e in session.events
+        if isinstance(e, CameraState) and e.last_error
+    ]
+    assert errors[0] == "no RTSP answer within 2 s"

@@ -134,6 +134,31 @@ async def test_create_group_and_move_camera_needs_confirmation(
     assert store.index.camera_group("cam2") == "lobby"
 
 
+async def test_group_bodies_with_misspelt_field_refused_naming_it(
+    aiohttp_client: ClientFactory, store: Store
+) -> None:
+    client = await _client(aiohttp_client, store)
+    admin = _auth(store, "ada", Role.ADMIN)
+    assert store.index.camera_group("cam2") == "key-area"
+
+    moved = await client.put(
+        "/api/v1/cameras/cam2/group",
+        headers=admin,
+        json={"group": "general", "confrim": True},
+    )
+    patched = await client.patch(
+        "/api/v1/groups/general", headers=admin, json={"retention_day": 1}
+    )
+
+    assert moved.status == 400
+    assert "'confrim': unknown field" in (await moved.json())["error"]["message"]
+    assert patched.status == 400
+    assert (
+        "'retention_day': unknown field" in (await patched.json())["error"]["message"]
+    )
+    assert store.index.camera_group("cam2") == "key-area"
+
+
 async def test_plan_route_lists_deletions_at_future_instant_deletes_nothing(
     aiohttp_client: ClientFactory, store: Store
 ) -> None:
