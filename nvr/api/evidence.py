@@ -9,10 +9,12 @@ import json
 import logging
 import os
 import tempfile
+import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -204,13 +206,40 @@ def _first_range(request: web.Request) -> bool:
 RANGE_FIELDS = ("camera", "start", "end", "case_id", "reason")
 
 
-def _text(body: Mapping[str, Any], name: str, limit: int = MAX_TEXT) -> str:
+# Free text may break lines; an identifier (which also ends up in URLs and headers)
+# holds no control or invisible formatting character (CR, LF, ESC, bidi overrides).
+LINE_BREAKS = frozenset("\t\n\r")
+
+
+def _control_character(value: str, identifier: bool) -> str | None:
+    refused = ("Cc", "Cf") if identifier else ("Cc",)
+    allowed = frozenset() if identifier else LINE_BREAKS
+    for char in value:
+        if char not in allowed and unicodedata.category(char) in refused:
+            return char
+    return None
+
+
+def _text(
+    body: Mapping[str, Any],
+    name: str,
+    limit: int = MAX_TEXT,
+    *,
+    identifier: bool = False,
+) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value.strip():
         raise RequestError(f"{name!r} is required (a non-empty string)")
     if len(value) > limit:
         raise RequestError(f"{name!r} is longer than {limit} characters")
+    char = _control_character(value, identifier)
+    if char is not None:
+        raise RequestError(f"{name!r} holds a control character (U+{ord(char):04X})")
     return value.strip()
+
+
+def _holds_location(case_id: str) -> str:
+    return f"/api/v1/holds?case_id={quote(case_id, safe='')}"
 
 
 def _camera(request: web.Request, camera_id: str) -> str:
@@ -233,7 +262,7 @@ def _range_request(
         camera_id,
         span.start_us,
         span.end_us,
-        _text(body, "case_id", MAX_CASE_ID),
+        _text(body, "case_id", MAX_CASE_ID, identifier=True),
         _text(body, "reason"),
     )
 
@@ -466,7 +495,7 @@ async def create_hold(request: web.Request) -> web.Response:
         reason,
         request_actor(request),
     )
-    return _json(_hold_json(row), 201, {"Location": f"/api/v1/holds?case_id={case_id}"})
+    return _json(_hold_json(row), 201, {"Location": _holds_location(case_id)})
 
 
 async def _create_holds(request: web.Request, body: dict[str, Any]) -> web.Response:
@@ -495,7 +524,7 @@ async def _create_holds(request: web.Request, body: dict[str, Any]) -> web.Respo
     return _json(
         {"holds": [_hold_json(row) for row in rows]},
         201,
-        {"Location": f"/api/v1/holds?case_id={case_id}"},
+        {"Location": _holds_location(case_id)},
     )
 
 

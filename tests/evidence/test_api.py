@@ -337,3 +337,55 @@ def flip_video_byte(package: bytes) -> bytes:
     data = bytearray(package)
     data[middle] ^= 0xFF
     return bytes(data)
+
+
+def _hold_body(**changes: str) -> dict[str, str]:
+    body = {
+        "camera": "cam1",
+        "start": format_rfc3339(WALL_T0_US),
+        "end": format_rfc3339(WALL_T0_US + 4 * S),
+        "case_id": "CASE-7",
+        "reason": "r",
+    }
+    return {**body, **changes}
+
+
+@pytest.mark.parametrize(
+    "case_id", ["CASE\r\nSet-Cookie: a=b", "CASE\x007", "CASE\x1b[2J", "CASE\u202e7"]
+)
+async def test_hold_case_id_with_control_character_refused_nothing_placed(
+    aiohttp_client: ClientFactory, archive: Archive, case_id: str
+) -> None:
+    client = await _client(aiohttp_client, archive)
+    operator = _auth(archive, "olive", Role.OPERATOR)
+
+    answer = await client.post(
+        "/api/v1/holds", headers=operator, json=_hold_body(case_id=case_id)
+    )
+    export = await client.post(
+        "/api/v1/exports", headers=operator, json=_hold_body(case_id=case_id)
+    )
+
+    assert answer.status == 400 and export.status == 400
+    message = (await answer.json())["error"]["message"]
+    assert message.startswith("'case_id' holds a control character")
+    holds = await client.get("/api/v1/holds", headers=operator)
+    assert (await holds.json())["holds"] == []
+
+
+async def test_hold_location_case_id_percent_encoded(
+    aiohttp_client: ClientFactory, archive: Archive
+) -> None:
+    client = await _client(aiohttp_client, archive)
+    operator = _auth(archive, "olive", Role.OPERATOR)
+
+    answer = await client.post(
+        "/api/v1/holds", headers=operator, json=_hold_body(case_id="A&camera=x #1 é")
+    )
+    listed = await client.get(answer.headers["Location"], headers=operator)
+
+    assert answer.status == 201
+    assert answer.headers["Location"] == (
+        "/api/v1/holds?case_id=A%26camera%3Dx%20%231%20%C3%A9"
+    )
+    assert [h["case_id"] for h in (await listed.json())["holds"]] == ["A&camera=x #1 é"]
