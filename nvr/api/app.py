@@ -103,6 +103,19 @@ async def _errors(
         return _json({"error": {"status": 500, "message": "internal error"}}, 500)
 
 
+@web.middleware
+async def _refuse_nul(
+    request: web.Request,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """A decoded path or query holding NUL (%00) is refused: no text column stores it
+    (PostgreSQL fails the statement), and no camera, group or case id contains one."""
+    query = request.query
+    if "\x00" in request.path or any("\x00" in k + v for k, v in query.items()):
+        raise RequestError("the request path or query holds a NUL character (%00)")
+    return await handler(request)
+
+
 def _camera_or_404(context: ApiContext, camera_id: str) -> None:
     if not any(camera.id == camera_id for camera in context.config.cameras):
         raise NotFound(f"unknown camera {camera_id!r}")
@@ -338,7 +351,8 @@ async def video_mp4(request: web.Request) -> web.StreamResponse:
 def make_app(context: ApiContext) -> web.Application:
     """The aiohttp application serving the v1 API."""
     app = web.Application(
-        middlewares=[http_metrics, _errors, auth_middleware], client_max_size=64 * 1024
+        middlewares=[http_metrics, _errors, auth_middleware, _refuse_nul],
+        client_max_size=64 * 1024,
     )
     app[CONTEXT] = context
     # auth (issue 8): every route needs an entry in nvr.auth.permissions.ROUTE_PERMISSIONS

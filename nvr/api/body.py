@@ -21,17 +21,27 @@ def _depth(value: Any, level: int = 0) -> int:
     return level
 
 
-def _no_lone_surrogates(value: Any) -> None:
-    """JSON may escape lone UTF-16 surrogates ("\\ud800"), which no text column stores."""
+def _storable_text(value: Any) -> None:
+    """JSON may escape lone UTF-16 surrogates ("\\ud800") and NUL ("\\u0000"), which
+    no text column stores (PostgreSQL refuses NUL); ValueError for either."""
     if isinstance(value, str):
-        value.encode("utf-8")
+        if "\x00" in value:
+            raise ValueError(
+                "text holds a NUL character (\\u0000), which is not stored"
+            )
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                "text holds an unpaired surrogate (not valid Unicode)"
+            ) from exc
     elif isinstance(value, dict):
         for key, item in value.items():
-            _no_lone_surrogates(key)
-            _no_lone_surrogates(item)
+            _storable_text(key)
+            _storable_text(item)
     elif isinstance(value, list):
         for item in value:
-            _no_lone_surrogates(item)
+            _storable_text(item)
 
 
 def load_json_body(text: str) -> Any:
@@ -42,12 +52,7 @@ def load_json_body(text: str) -> Any:
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from exc
     if _depth(value) > MAX_DEPTH:
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
-    try:
-        _no_lone_surrogates(value)
-    except UnicodeEncodeError as exc:
-        raise ValueError(
-            "text holds an unpaired surrogate (not valid Unicode)"
-        ) from exc
+    _storable_text(value)
     return value
 
 

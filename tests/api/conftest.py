@@ -10,6 +10,7 @@ from nvr.auth.permissions import Role
 from nvr.auth.tokens import create_token
 from nvr.ingest.events import CameraState, CameraStatus
 from tests.evidence.support import Archive, build_archive, cut_segments, index_call
+from tests.index.conftest import postgres_url  # noqa: F401 (a fixture used below)
 
 PACKET_T_US = 1_767_225_700_000_000
 
@@ -26,6 +27,17 @@ def api_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]
 @pytest.fixture
 def archive(tmp_path: Path, api_media: dict[str, list[Path]]) -> Iterator[Archive]:
     built = build_archive(tmp_path, api_media)
+    yield built
+    built.index.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_archive(
+    request: pytest.FixtureRequest, tmp_path: Path, api_media: dict[str, list[Path]]
+) -> Iterator[Archive]:
+    """The archive indexed in SQLite, then in a fresh PostgreSQL database."""
+    url = None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    built = build_archive(tmp_path, api_media, url)
     yield built
     built.index.close()
 

@@ -19,3 +19,11 @@ def test_load_json_body_deep_nesting_refused(depth: int) -> None:
 def test_load_json_body_lone_surrogate_refused() -> None:
     with pytest.raises(ValueError, match="unpaired surrogate"):
         load_json_body('{"case_id": "c\\ud800"}')
+
+
+@pytest.mark.parametrize(
+    "text", ['{"a": "x\\u0000y"}', '{"a\\u0000": 1}', '["\\u0000"]']
+)
+def test_load_json_body_nul_character_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="NUL"):
+        load_json_body(text)

@@ -28,7 +28,7 @@ from nvr.api.openapi import OPENAPI_PATH
 from nvr.auth.permissions import Role
 from nvr.errors import StorageError
 from nvr.segmenter.files import segment_file
-from tests.evidence.support import Archive
+from tests.evidence.support import Archive, index_call
 
 from .conftest import bearer
 
@@ -216,3 +216,38 @@ async def test_fuzz_range_over_24_hours_answers_400(
 
     assert response.status == 400
     assert "24 h" in (await response.json())["error"]["message"]
+
+
+NUL_REQUESTS = [
+    ("GET", "/api/v1/audit?actor=%00", None),
+    ("GET", "/api/v1/audit?action=a%00b", None),
+    ("GET", "/api/v1/holds?case_id=%00", None),
+    ("GET", "/api/v1/exports/%00", None),
+    (
+        "GET",
+        "/api/v1/cameras/%00/video.mp4?start=2026-01-01T00:00:00Z&end=2026-01-01T00:00:10Z",
+        None,
+    ),
+    ("PUT", "/api/v1/cameras/%00/group", {"group": "general"}),
+    ("PUT", "/api/v1/cameras/cam1/group", {"group": "gen\u0000eral"}),
+    ("POST", "/api/v1/groups", {"name": "g", "retention_days": 3, "\u0000": 1}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), NUL_REQUESTS)
+async def test_fuzz_nul_character_in_path_query_or_body_answers_400(
+    any_archive: Archive,
+    aiohttp_client: Any,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+) -> None:
+    context = ApiContext(any_archive.config, {}, any_archive.index, index_call)
+    client = await aiohttp_client(make_app(context))
+
+    response = await client.request(
+        method, path, json=body, headers=bearer(any_archive, "admin", Role.ADMIN)
+    )
+
+    assert response.status == 400, await response.text()
+    assert "NUL" in (await response.json())["error"]["message"]

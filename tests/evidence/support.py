@@ -92,11 +92,12 @@ class Archive:
         return self.root / row.path
 
 
-def make_config(tmp_path: Path) -> Config:
+def make_config(tmp_path: Path, index_url: str | None = None) -> Config:
+    """cam1 under ``tmp_path/var``; the index is SQLite there unless ``index_url``."""
     return Config.model_validate(
         {
             "storage": {"root": str(tmp_path / "var" / "segments")},
-            "index": {"url": f"sqlite:///{tmp_path / 'var' / 'index.db'}"},
+            "index": {"url": index_url or f"sqlite:///{tmp_path / 'var' / 'index.db'}"},
             "cameras": [{"id": "cam1", "url": "rtsp://user:pw@127.0.0.1:1/a"}],
         }
     )
@@ -142,8 +143,10 @@ def index_run(
     return ids, start_us
 
 
-def build_archive(tmp_path: Path, media: dict[str, list[Path]]) -> Archive:
-    config = make_config(tmp_path)
+def build_archive(
+    tmp_path: Path, media: dict[str, list[Path]], index_url: str | None = None
+) -> Archive:
+    config = make_config(tmp_path, index_url)
     root = Path(config.storage.root)
     index = open_index(config.index.url)
     index.sync_groups_and_cameras(config.groups, config.cameras)
