@@ -242,11 +242,16 @@ def _holds_location(case_id: str) -> str:
     return f"/api/v1/holds?case_id={quote(case_id, safe='')}"
 
 
+def _in_scope(request: web.Request, camera_id: str) -> bool:
+    """Whether the request's token may see the camera (configured still or not)."""
+    groups = request.app[EVIDENCE].camera_groups
+    return camera_visible(request, camera_id, groups.get(camera_id))
+
+
 def _camera(request: web.Request, camera_id: str) -> str:
     """The camera id if the config has it and the token may see it, else NotFound."""
-    groups = request.app[EVIDENCE].camera_groups
-    if camera_id not in groups or not camera_visible(
-        request, camera_id, groups[camera_id]
+    if camera_id not in request.app[EVIDENCE].camera_groups or not _in_scope(
+        request, camera_id
     ):
         raise NotFound(f"unknown camera {camera_id!r}")
     return camera_id
@@ -322,9 +327,8 @@ async def _visible_export(request: web.Request) -> ExportRow:
     row: ExportRow | None = await context.index_call(
         evidence_db.export_by_id, context.index, export_id
     )
-    if row is None:
-        raise NotFound(f"unknown export {export_id!r}")
-    _camera(request, row.camera_id)
+    if row is None or not _in_scope(request, row.camera_id):
+        raise NotFound(f"unknown export {export_id!r}")  # the same for another camera's
     return row
 
 
@@ -559,6 +563,11 @@ async def release_hold(request: web.Request) -> web.Response:
         raise NotFound(f"unknown hold {request.match_info['hold_id']!r}") from exc
     if not 0 < hold_id < 2**63:  # issue 7: a larger id overflowed the driver (500)
         raise NotFound(f"unknown hold {hold_id}")
+    held: HoldRow | None = await context.index_call(
+        evidence_db.hold_by_id, context.index, hold_id
+    )
+    if held is None or not _in_scope(request, held.camera_id):
+        raise NotFound(f"unknown hold {hold_id}")  # the same for another camera's
     row = await context.index_call(
         evidence_db.release_hold, context.index, hold_id, request_actor(request)
     )

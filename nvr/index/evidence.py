@@ -156,6 +156,12 @@ def _add_hold(
     return hold
 
 
+def hold_by_id(index: Index, hold_id: int) -> HoldRow | None:
+    with index.read() as session:
+        hold = session.get(Hold, hold_id)
+        return None if hold is None else _hold_row(hold)
+
+
 def release_hold(index: Index, hold_id: int, actor: str) -> HoldRow:
     """Releases a hold (its segments fall back under retention); NotFound if unknown."""
     with index.write() as session:

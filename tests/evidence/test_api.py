@@ -389,3 +389,49 @@ async def test_hold_location_case_id_percent_encoded(
         "/api/v1/holds?case_id=A%26camera%3Dx%20%231%20%C3%A9"
     )
     assert [h["case_id"] for h in (await listed.json())["holds"]] == ["A&camera=x #1 é"]
+
+
+def _scoped(archive: Archive, name: str, role: Role, cameras: tuple[str, ...]) -> Any:
+    token = create_token(archive.index, name, role, cameras=cameras)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_hold_release_by_token_scoped_to_other_camera_answers_404_hold_kept(
+    aiohttp_client: ClientFactory, archive: Archive
+) -> None:
+    client = await _client(aiohttp_client, archive)
+    operator = _auth(archive, "olive", Role.OPERATOR)
+    elsewhere = _scoped(archive, "otto", Role.OPERATOR, ("cam2",))
+    placed = await client.post(
+        "/api/v1/holds", headers=operator, json=_hold_body(case_id="SEALED-1")
+    )
+    hold_id = (await placed.json())["id"]
+
+    answer = await client.delete(f"/api/v1/holds/{hold_id}", headers=elsewhere)
+
+    assert answer.status == 404
+    text = await answer.text()
+    assert "cam1" not in text and "SEALED-1" not in text
+    assert archive.index.held(archive.segment_ids[0])
+
+
+async def test_export_of_other_camera_answers_404_without_naming_camera(
+    aiohttp_client: ClientFactory, archive: Archive
+) -> None:
+    client = await _client(aiohttp_client, archive)
+    operator = _auth(archive, "olive", Role.OPERATOR)
+    elsewhere = _scoped(archive, "otto", Role.OPERATOR, ("cam2",))
+    created = await client.post(
+        "/api/v1/exports", headers=operator, json=_hold_body(case_id="SEALED-1")
+    )
+    export_id = (await created.json())["id"]
+
+    for path in (
+        f"/api/v1/exports/{export_id}",
+        f"/api/v1/exports/{export_id}/download",
+    ):
+        answer = await client.get(path, headers=elsewhere)
+        assert answer.status == 404
+        assert (await answer.json())["error"]["message"] == (
+            f"unknown export {export_id!r}"
+        )
