@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nvr.api.actor import request_actor
 from nvr.api.body import json_object
 from nvr.api.timerange import MAX_RANGE_US, parse_time_range
-from nvr.auth.middleware import camera_visible
+from nvr.auth.middleware import camera_visible, visible_cameras
 from nvr.errors import NotFound, RequestError
 from nvr.evidence.chain import AuditRecord
 from nvr.evidence.signing import key_fingerprint, load_or_create_key, public_key_pem
@@ -604,8 +604,11 @@ def _optional_time(query: Mapping[str, str], name: str) -> int | None:
 
 
 async def audit_log(request: web.Request) -> web.Response:
-    """Audit rows, oldest first, filtered by ``start``, ``end``, ``actor``, ``action``."""
-    context = request.app[EVIDENCE].context
+    """Audit rows, oldest first, filtered by ``start``, ``end``, ``actor``, ``action``;
+    a scoped token sees rows about its cameras and rows about no camera."""
+    evidence = request.app[EVIDENCE]
+    context = evidence.context
+    cameras = visible_cameras(request, evidence.camera_groups)
     query = request.query
     try:
         limit = min(max(int(query.get("limit", "1000")), 1), 10_000)
@@ -620,6 +623,7 @@ async def audit_log(request: web.Request) -> web.Response:
             end_us=end_us,
             actor=query.get("actor") or None,
             action=query.get("action") or None,
+            cameras=cameras,
             limit=limit,
         )
     )

@@ -52,6 +52,24 @@ def camera_visible(request: web.Request, camera_id: str, group: str | None) -> b
     return token is not None and token.may_access_camera(camera_id, group)
 
 
+def visible_cameras(
+    request: web.Request, camera_groups: Mapping[str, str]
+) -> frozenset[str] | None:
+    """The cameras a scoped token may see (of those known), None for an unscoped one:
+    for filtering views that span cameras (the audit log, the retention plan)."""
+    token = request_token(request)
+    if token is None:
+        return frozenset()
+    if not token.scoped:
+        return None
+    known = set(camera_groups) | set(token.cameras or ())
+    return frozenset(
+        camera_id
+        for camera_id in known
+        if token.may_access_camera(camera_id, camera_groups.get(camera_id))
+    )
+
+
 def _error(
     status: int, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:

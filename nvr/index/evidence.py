@@ -6,11 +6,11 @@ as its audit row.
 """
 
 import heapq
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from nvr.errors import NotFound, StorageError
 from nvr.evidence.chain import AuditRecord, ChainRecord
@@ -336,10 +336,18 @@ def audit_entries(
     end_us: int | None = None,
     actor: str | None = None,
     action: str | None = None,
+    cameras: Collection[str] | None = None,
     limit: int = 1000,
 ) -> list[AuditRecord]:
-    """Audit rows matching every given filter, oldest first, at most ``limit``."""
+    """Audit rows matching every given filter, oldest first, at most ``limit``.
+
+    With ``cameras``, rows about another camera are left out (rows about none stay).
+    """
     statement = select(AuditEntry).order_by(AuditEntry.id).limit(limit)
+    if cameras is not None:
+        statement = statement.where(
+            or_(AuditEntry.camera_id.is_(None), AuditEntry.camera_id.in_(cameras))
+        )
     if start_us is not None:
         statement = statement.where(AuditEntry.at_us >= start_us)
     if end_us is not None:

@@ -435,3 +435,25 @@ async def test_export_of_other_camera_answers_404_without_naming_camera(
         assert (await answer.json())["error"]["message"] == (
             f"unknown export {export_id!r}"
         )
+
+
+async def test_audit_log_scoped_auditor_sees_only_its_cameras_and_general_rows(
+    aiohttp_client: ClientFactory, archive: Archive
+) -> None:
+    client = await _client(aiohttp_client, archive)
+    admin = _auth(archive, "ada", Role.ADMIN)
+    await client.post("/api/v1/holds", headers=admin, json=_hold_body())
+    await client.post(
+        "/api/v1/groups", headers=admin, json={"name": "lobby", "retention_days": 7}
+    )
+    scoped = {
+        cameras: _scoped(archive, f"audrey-{cameras[0]}", Role.AUDITOR, cameras)
+        for cameras in (("cam1",), ("cam2",))
+    }
+
+    seen = {}
+    for cameras, headers in scoped.items():
+        answer = await client.get("/api/v1/audit", headers=headers)
+        seen[cameras[0]] = [e["action"] for e in (await answer.json())["entries"]]
+
+    assert seen == {"cam1": ["hold-place", "group-create"], "cam2": ["group-create"]}
