@@ -16,7 +16,7 @@ from aiohttp import web
 
 from nvr.api.actor import ACTOR_KEY
 from nvr.auth.limiter import FailureLimiter
-from nvr.auth.permissions import Permission, route_permission
+from nvr.auth.permissions import WHOLE_SYSTEM_ROUTES, Permission, route_permission
 from nvr.auth.tokens import TokenInfo, authenticate, split_token
 from nvr.log import fields
 
@@ -146,6 +146,8 @@ def _forbidden_reason(
         return "this endpoint has no declared permission"
     if permission not in token.permissions:
         return f"role {token.role.value!r} lacks permission {permission.value!r}"
+    if token.scoped and pattern in WHOLE_SYSTEM_ROUTES:
+        return "this view covers every camera; a token scoped to some cannot read it"
     camera_id = request.match_info.get("camera_id")
     if camera_id is not None and not token.may_access_camera(
         camera_id, auth.camera_groups.get(camera_id)

@@ -120,6 +120,11 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission] = {
 }
 
 
+# Views of the whole system that name every camera (state, load, backlog): a token
+# scoped to cameras or groups is refused them. Views that list cameras filter instead.
+WHOLE_SYSTEM_ROUTES = frozenset({"/metrics", "/api/v1/workers", "/api/v1/storage"})
+
+
 def route_permission(method: str, path_pattern: str) -> Permission | None:
     """The permission declared for a route, or None when it has none (deny)."""
     lookup = "GET" if method == "HEAD" else method

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from nvr.api.actor import request_actor
 from nvr.api.body import json_object
+from nvr.auth.middleware import visible_cameras
 from nvr.config import GroupConfig
 from nvr.errors import RequestError
 from nvr.retention import groups as groups_db
@@ -74,9 +75,17 @@ def _impact(impact: Impact) -> dict[str, int]:
 
 
 async def list_groups(request: web.Request) -> web.Response:
+    """Every group; a scoped token sees only its own cameras in their member lists."""
     context = _context(request)
     rows = await context.index_call(groups_db.list_groups, context.index)
-    return _json({"groups": [row.as_json() for row in rows]})
+    visible = visible_cameras(request, context.camera_groups)
+    groups = []
+    for row in rows:
+        group = row.as_json()
+        if visible is not None:
+            group["cameras"] = [c for c in group["cameras"] if c in visible]
+        groups.append(group)
+    return _json({"groups": groups})
 
 
 async def create_group(request: web.Request) -> web.Response:
@@ -147,14 +156,18 @@ async def put_camera_group(request: web.Request) -> web.Response:
 
 
 async def get_plan(request: web.Request) -> web.Response:
-    """What a sweep at ``at`` (default now) would delete and which held segments stay."""
+    """What a sweep at ``at`` (default now) would delete and which held segments stay;
+    a scoped token sees only its cameras' segments."""
     context = _context(request)
     at_text = request.query.get("at")
     at_us = context.index.clock() if not at_text else parse_rfc3339_us(at_text)
+    visible = visible_cameras(request, context.camera_groups)
 
     def collect() -> list[dict[str, object]]:
         items = []
         for item in plan_sweep(context.index, at_us):
+            if visible is not None and item.segment.camera_id not in visible:
+                continue
             items.append(item.as_json())
             if len(items) >= PLAN_LIMIT:
                 break

@@ -1,5 +1,6 @@
 """The auth middleware's behaviour beyond the matrix: scope, deny by default, actor, 429."""
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,3 +155,29 @@ async def test_repeated_failures_from_one_address_get_429_valid_token_still_pass
     # a shared address (NAT, proxy) with one stale client does not lock out the others
     assert valid_meanwhile.status == 200
     assert later.status == 401
+
+
+@pytest.fixture
+def storage_root(config: Config) -> Path:
+    root = Path(config.storage.root)
+    root.mkdir(parents=True)
+    return root
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/api/v1/workers", "/api/v1/storage"])
+async def test_whole_system_view_scoped_token_refused_unscoped_allowed(
+    config: Config, index: Index, aiohttp_client: Any, path: str, storage_root: Path
+) -> None:
+    from nvr.auth.permissions import Role
+    from nvr.auth.tokens import create_token
+
+    scoped = create_token(index, "otto", Role.OPERATOR, cameras=("cam-b",))
+    unscoped = create_token(index, "olive", Role.OPERATOR)
+    client = await aiohttp_client(build_app(config, index))
+
+    refused = await client.get(path, headers=bearer(scoped))
+    allowed = await client.get(path, headers=bearer(unscoped))
+
+    assert refused.status == 403
+    assert "every camera" in (await refused.json())["error"]["message"]
+    assert allowed.status == 200

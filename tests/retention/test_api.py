@@ -236,3 +236,23 @@ async def test_create_and_patch_group_fractional_local_days_audited(
         '"local_days":"1.5"'
         in audit_entries(store.index, action="retention-change")[-1].details
     )
+
+
+async def test_plan_and_groups_scoped_token_see_only_its_cameras(
+    aiohttp_client: ClientFactory, store: Store
+) -> None:
+    client = await _client(aiohttp_client, store)
+    token = create_token(store.index, "otto", Role.OPERATOR, cameras=("cam2",))
+    scoped = {"Authorization": f"Bearer {token}"}
+    at = format_rfc3339(T0_US + 400 * DAY_US)
+
+    plan = await (
+        await client.get(f"/api/v1/retention/plan?at={at}", headers=scoped)
+    ).json()
+    groups = await (await client.get("/api/v1/groups", headers=scoped)).json()
+
+    assert {item["camera"] for item in plan["items"]} == {"cam2"}
+    assert {g["name"]: g["cameras"] for g in groups["groups"]} == {
+        "general": [],
+        "key-area": ["cam2"],
+    }
