@@ -8,6 +8,7 @@ import hashlib
 import json
 import struct
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,17 @@ from nvr.evidence.signing import key_fingerprint, load_public_key, signature_val
 HASH_CHUNK_BYTES = 1024 * 1024
 LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, (skipped), name and extra lengths
 LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"
+ENCRYPTED_FLAG = 0x1  # APPNOTE 4.4.4, general purpose bit 0
+# nvr writes 4 entries; a package with many more is no nvr package (and listing each
+# as "not listed" would make a huge report).
+MAX_ENTRIES = 64
+# The fixed entries are read whole into memory, so each has a bound: a day of 4 s
+# segments makes a manifest of about 12 MB.
+MAX_FIXED_BYTES = {
+    MANIFEST_ENTRY: 64 * 1024 * 1024,
+    SIGNATURE_ENTRY: 1024,
+    PUBLIC_KEY_ENTRY: 16 * 1024,
+}
 
 # Called with (bytes hashed so far, bytes to hash in all).
 Progress = Callable[[int, int], None]
@@ -73,7 +85,8 @@ def verify_package(
     report = VerifyReport()
     try:
         archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
+    except (OSError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        # UnicodeDecodeError: an entry name flagged UTF-8 that is not
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         shown = label or path.name
         report.add("package", False, f"cannot open {shown} as a zip archive: {reason}")
@@ -119,21 +132,20 @@ class _Entries:
         return b"".join(self.chunks(name))
 
     def chunks(self, name: str) -> Iterator[bytes]:
-        """The entry's bytes; raises zipfile.BadZipFile when they cannot be located."""
+        """The stored entry's bytes; raises zipfile.BadZipFile when they cannot be
+        located. Compressed entries are never inflated (nvr writes none; a bomb could
+        hide in one): callers check ``compressed`` first."""
         info = self.archive.getinfo(name)
         if info.compress_type != zipfile.ZIP_STORED:
-            # Compressed entries (not written by nvr) are read through zipfile, CRC and all.
-            with self.archive.open(info) as entry:
-                while chunk := entry.read(HASH_CHUNK_BYTES):
-                    yield chunk
-            return
+            raise zipfile.BadZipFile(f"{name!r} is compressed")
         with open(self.path, "rb") as f:
             # The data follows the local file header (APPNOTE.TXT 4.3.7): 30 fixed bytes,
             # then the name and extra field, whose lengths the header gives.
             f.seek(info.header_offset)
-            signature, name_length, extra_length = LOCAL_HEADER.unpack(
-                f.read(LOCAL_HEADER.size)
-            )
+            header = f.read(LOCAL_HEADER.size)
+            if len(header) < LOCAL_HEADER.size:
+                raise zipfile.BadZipFile(f"no local header for {name!r}")
+            signature, name_length, extra_length = LOCAL_HEADER.unpack(header)
             if signature != LOCAL_HEADER_SIGNATURE:
                 raise zipfile.BadZipFile(f"no local header for {name!r}")
             f.seek(info.header_offset + LOCAL_HEADER.size + name_length + extra_length)
@@ -147,27 +159,51 @@ class _Entries:
 
 
 def _check_entries(archive: zipfile.ZipFile, report: VerifyReport) -> bool:
-    names = archive.namelist()
-    duplicates = sorted({name for name in names if names.count(name) > 1})
+    infos = archive.infolist()
+    if len(infos) > MAX_ENTRIES:
+        return report.add(
+            "package", False, f"{len(infos)} entries; an {FORMAT} package has 4"
+        )
+    counts = Counter(info.filename for info in infos)
+    duplicates = sorted(name for name, count in counts.items() if count > 1)
     if duplicates:
         # A zip may hold one name twice; readers disagree on which copy they show.
         return report.add("package", False, f"entry {duplicates[0]!r} appears twice")
-    missing = [
-        name
-        for name in (MANIFEST_ENTRY, SIGNATURE_ENTRY, PUBLIC_KEY_ENTRY)
-        if name not in names
-    ]
+    encrypted = [info.filename for info in infos if info.flag_bits & ENCRYPTED_FLAG]
+    if encrypted:
+        # Stored bytes of an encrypted entry are ciphertext: other readers would show
+        # (after a password) something else than what was hashed here.
+        return report.add("package", False, f"entry {encrypted[0]!r} is encrypted")
+    missing = [name for name in MAX_FIXED_BYTES if name not in counts]
     if missing:
         return report.add("package", False, f"missing entry {missing[0]!r}")
+    for name, limit in MAX_FIXED_BYTES.items():
+        info = archive.getinfo(name)
+        if info.compress_type != zipfile.ZIP_STORED:
+            return report.add(
+                "package",
+                False,
+                f"entry {name!r} is compressed (method {info.compress_type}); "
+                "nvr packages store every entry",
+            )
+        if max(info.file_size, info.compress_size) > limit:
+            return report.add(
+                "package", False, f"entry {name!r} is larger than {limit} bytes"
+            )
+    # Limitation: entries are located through the central directory only, so bytes
+    # outside every listed entry (a second local "video.mp4" that a streaming reader
+    # would show) go unnoticed; the fix is checking that the local records tile the
+    # file from offset 0 up to the central directory.
     return report.add(
-        "package", True, f"{len(names)} entries, required entries present"
+        "package", True, f"{len(infos)} entries, required entries present"
     )
 
 
 def _check_manifest(data: bytes, report: VerifyReport) -> dict[str, Any] | None:
     try:
-        manifest = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        manifest = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys)
+    except (UnicodeDecodeError, ValueError) as exc:
+        # ValueError: JSON syntax, a repeated key, an integer of over 4300 digits
         report.add("manifest", False, f"{MANIFEST_ENTRY} is not UTF-8 JSON: {exc}")
         return None
     except RecursionError:
@@ -184,6 +220,17 @@ def _check_manifest(data: bytes, report: VerifyReport) -> dict[str, Any] | None:
         return None
     report.add("manifest", True, f"{FORMAT}, {len(files)} files listed")
     return manifest
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a repeated key: readers disagree on which value counts,
+    and a canonical manifest never has one."""
+    value: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in value:
+            raise ValueError(f"duplicate key {key!r}")
+        value[key] = item
+    return value
 
 
 def _file_entry_ok(entry: Any) -> bool:
@@ -209,7 +256,8 @@ def _check_key(
             "key", False, f"{PUBLIC_KEY_ENTRY} is not an Ed25519 public key: {exc}"
         )
         bundled = None
-    declared = manifest.get("signing_key", {}).get("sha256")
+    signing_key = manifest.get("signing_key")
+    declared = signing_key.get("sha256") if isinstance(signing_key, dict) else None
 
     if trusted_key_pem is None:
         if bundled is None:
