@@ -34,11 +34,18 @@ class _ProgressPrinter:
             ) * PROGRESS_STEP_PERCENT
 
 
+def printable(text: str) -> str:
+    """``text`` with every unprintable character escaped (\\x1b, \\r, \\u202e): names
+    come from the package, and a terminal escape in one could redraw a FAIL as PASS."""
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
+
+
 def print_report(report: VerifyReport) -> None:
-    width = max(len(check.name) for check in report.checks)
-    for check in report.checks:
+    names = [printable(check.name) for check in report.checks]
+    width = max(len(name) for name in names)
+    for name, check in zip(names, report.checks, strict=True):
         mark = "PASS" if check.passed else "FAIL"
-        click.echo(f"{mark}  {check.name:<{width}}  {check.detail}")
+        click.echo(f"{mark}  {name:<{width}}  {printable(check.detail)}")
     verdict = "PASS" if report.passed else "FAIL"
     click.echo(f"result: {verdict} (key: {report.key_source or 'none usable'})")
 

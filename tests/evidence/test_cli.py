@@ -184,6 +184,24 @@ def test_verify_runs_offline_without_index_or_server_modules(
     assert "loaded: [] exit: 0" in out
 
 
+def test_verify_entry_name_with_terminal_escapes_printed_escaped(
+    package: tuple[Path, Path], tmp_path: Path
+) -> None:
+    path, key = package
+    forged_name = "\x1b[1A\x1b[2K\rPASS  file video.mp4\u202e"
+    extra = tmp_path / "extra.zip"
+    extra.write_bytes(path.read_bytes())
+    with zipfile.ZipFile(extra, "a") as archive_zip:
+        archive_zip.writestr(forged_name, b"x")
+
+    result = verify(str(extra), "--key", str(key))
+
+    assert result.exit_code == 1
+    assert "\x1b" not in result.output and "\r" not in result.output
+    assert "\u202e" not in result.output
+    assert "FAIL  file \\x1b[1A\\x1b[2K\\rPASS  file video.mp4\\u202e" in result.output
+
+
 def test_signing_key_created_owner_only_then_reused(tmp_path: Path) -> None:
     path = tmp_path / "evidence" / "signing_key.pem"
     first = load_or_create_key(path)
