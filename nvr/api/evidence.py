@@ -401,11 +401,11 @@ async def verify(request: web.Request) -> web.Response:
         )
     finally:
         await asyncio.to_thread(upload.unlink, missing_ok=True)
-    manifest = report.manifest or {}
+    export_id = _claimed_export_id(report.manifest or {})
     await _audit(
         request,
         "verify",
-        f"package {manifest.get('export_id', 'unknown')}",
+        f"package {export_id or 'unknown'}",
         {
             "passed": report.passed,
             "trusted_key": "given" if given else "server",
@@ -416,13 +416,26 @@ async def verify(request: web.Request) -> web.Response:
         {
             "passed": report.passed,
             "trusted_key": "given" if given else "server",
-            "export_id": manifest.get("export_id"),
+            "export_id": export_id,
             "checks": [
                 {"name": c.name, "passed": c.passed, "detail": c.detail}
                 for c in report.checks
             ],
         }
     )
+
+
+def _claimed_export_id(manifest: Mapping[str, Any]) -> str | None:
+    """The manifest's export id if it looks like one (a short printable string): it
+    comes from the upload, and goes into the audit log and the answer."""
+    export_id = manifest.get("export_id")
+    if (
+        isinstance(export_id, str)
+        and 0 < len(export_id) <= MAX_CASE_ID
+        and export_id.isprintable()
+    ):
+        return export_id
+    return None
 
 
 async def _receive_upload(request: web.Request, path: Path) -> bytes | None:

@@ -457,3 +457,28 @@ async def test_audit_log_scoped_auditor_sees_only_its_cameras_and_general_rows(
         seen[cameras[0]] = [e["action"] for e in (await answer.json())["entries"]]
 
     assert seen == {"cam1": ["hold-place", "group-create"], "cam2": ["group-create"]}
+
+
+@pytest.mark.parametrize("export_id", ["x\u0000y", "e" * 5000, {"a": 1}, 7])
+async def test_verify_upload_odd_export_id_audited_as_unknown(
+    aiohttp_client: ClientFactory, archive: Archive, export_id: object
+) -> None:
+    client = await _client(aiohttp_client, archive)
+    auditor = _auth(archive, "audrey", Role.AUDITOR)
+    manifest = {"format": "nvr-evidence/1", "files": [], "export_id": export_id}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as package:
+        package.writestr("manifest.json", json.dumps(manifest))
+        package.writestr("manifest.sig", "AAAA\n")
+        package.writestr("public_key.pem", "not a key")
+
+    answer = await client.post(
+        "/api/v1/verify",
+        headers={**auditor, "Content-Type": "application/zip"},
+        data=buffer.getvalue(),
+    )
+    audit = await (await client.get("/api/v1/audit", headers=auditor)).json()
+
+    assert answer.status == 200
+    assert (await answer.json())["export_id"] is None
+    assert audit["entries"][-1]["subject"] == "package unknown"
