@@ -12,6 +12,7 @@ Object Lock: a config problem) or ``Rejected`` (this object only: bad digest).
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -37,6 +38,9 @@ from nvr.log import redact_text, redact_url
 log = logging.getLogger(__name__)
 
 LockMode = Literal["GOVERNANCE", "COMPLIANCE"]
+
+# S3 takes at most 1000 keys in one DeleteObjects request.
+DELETE_OBJECTS_MAX = 1000
 
 # Small reads (box headers, moofs) are cached: planning a clip reads the same few
 # hundred bytes of a segment several times, and each read would be one GET.
@@ -213,6 +217,70 @@ class S3Store:
             raise _classify(exc, "delete", self.where) from exc
         except BotoCoreError as exc:
             raise _classify(exc, "delete", self.where) from exc
+
+    def delete_many(
+        self, objects: Sequence[tuple[str, str | None]]
+    ) -> dict[str, ObjectStoreError]:
+        """Deletes up to 1000 objects (key, version id or None) in one ``DeleteObjects``
+        request. S3 answers per object: returns, by key, those it did not delete and
+        why (``ObjectRejected`` for a version its Object Lock still holds). An object
+        already gone counts as deleted. A request failing as a whole raises. Blocking."""
+        if not objects:
+            return {}
+        if len(objects) > DELETE_OBJECTS_MAX:
+            raise ValueError(f"at most {DELETE_OBJECTS_MAX} objects per request")
+        listed = [
+            {"Key": key}
+            if version_id is None
+            else {"Key": key, "VersionId": version_id}
+            for key, version_id in objects
+        ]
+        answer = self._call(
+            "delete objects",
+            self._client.delete_objects,
+            Bucket=self.bucket,
+            Delete={"Objects": listed, "Quiet": True},
+        )
+        asked = dict(objects)
+        failed: dict[str, ObjectStoreError] = {}
+        for error in answer.get("Errors", []):
+            key = str(error.get("Key", ""))
+            if key not in asked:
+                continue
+            refusal = self._object_error(
+                key,
+                asked[key],
+                str(error.get("Code", "")),
+                str(error.get("Message", "")),
+            )
+            if refusal is not None:
+                failed[key] = refusal
+        return failed
+
+    def _object_error(
+        self, key: str, version_id: str | None, code: str, message: str
+    ) -> ObjectStoreError | None:
+        """The error kind of one object in a ``DeleteObjects`` answer; None: gone."""
+        if code in ("NoSuchKey", "NoSuchVersion"):
+            return None
+        if code == "AccessDenied" and version_id is not None:
+            # Deleting a locked version is refused with AccessDenied (S3 Object Lock).
+            return ObjectRejected(
+                f"cannot delete {key} version {version_id}: "
+                "its Object Lock has not expired"
+            )
+        detail = f"{code}: {message}".strip(": ")
+        if code in _RETRYABLE_CODES:
+            return ObjectStoreUnavailable(
+                f"cannot delete {key}: {self.where} answered {detail}"
+            )
+        if code in _REFUSING_CODES:
+            return ObjectStoreRefused(
+                f"cannot delete {key}: {self.where} refused the request ({detail})"
+            )
+        return ObjectRejected(
+            f"cannot delete {key}: {self.where} rejected it ({detail})"
+        )
 
     # reading
 

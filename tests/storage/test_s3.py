@@ -9,7 +9,7 @@ import pytest
 from nvr.config import S3Config
 from nvr.errors import ObjectRejected, ObjectStoreRefused, ObjectStoreUnavailable
 from nvr.storage.keys import composite_sha256, sha256_base64
-from nvr.storage.s3 import S3Store
+from nvr.storage.s3 import LockMode, S3Store
 from nvr.storage.testing import SeaweedServer
 
 from .conftest import new_bucket
@@ -149,3 +149,66 @@ def test_locked_object_delete_before_date_refused(aws_env: SeaweedServer) -> Non
         store.delete("cam1/locked.mp4", info.version_id)
 
     assert store.read_range("cam1/locked.mp4", 0, len(body)) == body
+
+
+def test_delete_many_locked_version_refused_others_deleted(
+    aws_env: SeaweedServer,
+) -> None:
+    store = _store(aws_env, new_bucket(aws_env, object_lock=True))
+    until_us = int((datetime.now(UTC) + timedelta(days=1)).timestamp() * 1_000_000)
+    versions: dict[str, str | None] = {}
+    for name in ("a", "locked", "b"):
+        body = name.encode() * 100
+        lock: tuple[LockMode, int] | None = None
+        if name == "locked":
+            lock = ("COMPLIANCE", until_us)
+        store.put(f"cam1/{name}.mp4", body, _b64(body), lock)
+        info = store.head(f"cam1/{name}.mp4")
+        assert info is not None and info.version_id is not None
+        versions[f"cam1/{name}.mp4"] = info.version_id
+
+    refused = store.delete_many(list(versions.items()))
+
+    assert list(refused) == ["cam1/locked.mp4"]
+    assert isinstance(refused["cam1/locked.mp4"], ObjectRejected)
+    assert "Object Lock has not expired" in str(refused["cam1/locked.mp4"])
+    assert store.head("cam1/a.mp4") is None and store.head("cam1/b.mp4") is None
+    assert store.head("cam1/locked.mp4") is not None
+    # deleting versions already gone again is not an error
+    assert (
+        store.delete_many([(k, v) for k, v in versions.items() if "locked" not in k])
+        == {}
+    )
+
+
+def test_delete_many_missing_objects_count_as_deleted(
+    aws_env: SeaweedServer, bucket: str
+) -> None:
+    store = _store(aws_env, bucket)
+    body = b"x" * 10
+    store.put("cam1/present.mp4", body, _b64(body), None)
+
+    refused = store.delete_many([("cam1/present.mp4", None), ("cam1/never.mp4", None)])
+
+    assert refused == {}
+    assert store.head("cam1/present.mp4") is None
+
+
+def test_delete_many_over_request_limit_raises_value_error(
+    aws_env: SeaweedServer, bucket: str
+) -> None:
+    store = _store(aws_env, bucket)
+
+    with pytest.raises(ValueError, match="at most 1000"):
+        store.delete_many([(f"k{n}", None) for n in range(1001)])
+
+
+def test_delete_many_unreachable_unavailable(aws_env: SeaweedServer) -> None:
+    store = S3Store(
+        S3Config(
+            endpoint_url="http://127.0.0.1:9", bucket="nvr-x", request_timeout_seconds=1
+        )
+    )
+
+    with pytest.raises(ObjectStoreUnavailable, match="unreachable"):
+        store.delete_many([("cam1/a.mp4", None)])
