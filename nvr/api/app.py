@@ -15,6 +15,7 @@ from nvr.api.evidence import register_evidence
 from nvr.api.health import register_health
 from nvr.api.metrics import http_metrics, register_metrics
 from nvr.api.openapi import register_openapi
+from nvr.api.ranges import byte_range
 from nvr.api.storage import register_storage
 from nvr.api.timerange import parse_time_range
 from nvr.api.workers import register_workers
@@ -290,38 +291,9 @@ def _intact(
     return kept
 
 
-def _byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
-    """The requested byte range as [first, last + 1), None for the whole body.
-
-    A Range header nvr does not support (another unit, several ranges, bad syntax) is
-    ignored and the whole body is sent, as RFC 9110 (14.2) allows; a well-formed range
-    outside the body is 416 with the body's size.
-    """
-    header = request.headers.get("Range", "")
-    if not header.startswith("bytes=") or "," in header:
-        return None
-    try:
-        wanted = request.http_range
-    except ValueError:
-        return None
-    first, stop = wanted.start, wanted.stop
-    if first is None:
-        return None
-    if first < 0:  # a suffix range: the last -first bytes
-        first, stop = max(size + first, 0), size
-    elif header.strip() == "bytes=-0":
-        first, stop = size, size  # the last zero bytes: nothing to send
-    stop = size if stop is None else min(stop, size)
-    if first >= size or stop <= first:
-        raise web.HTTPRequestRangeNotSatisfiable(
-            headers={"Content-Range": f"bytes */{size}"}
-        )
-    return first, stop
-
-
 async def video_mp4(request: web.Request) -> web.StreamResponse:
     plan = await _plan(request)
-    wanted = _byte_range(request, plan.size)
+    wanted = byte_range(request, plan.size)
     first, stop = wanted if wanted is not None else (0, plan.size)
     response = web.StreamResponse(status=206 if wanted is not None else 200)
     response.content_type = "video/mp4"

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from nvr.api.actor import request_actor
 from nvr.api.body import json_object
+from nvr.api.ranges import byte_range
 from nvr.api.timerange import MAX_RANGE_US, parse_time_range
 from nvr.auth.middleware import camera_visible, visible_cameras
 from nvr.errors import NotFound, RequestError
@@ -44,6 +45,7 @@ MAX_HOLD_US = 3660 * 86_400 * 1_000_000
 
 PLAYBACK_ROUTE = "/api/v1/cameras/{camera_id}/video.mp4"
 UPLOAD_CHUNK_BYTES = 1024 * 1024
+DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 MAX_UPLOAD_BYTES = 64 * 1024**3
 MAX_TEXT = 1024
 MAX_CASE_ID = 128
@@ -349,15 +351,50 @@ async def download_export(request: web.Request) -> web.StreamResponse:
         {"case_id": row.case_id, "package_sha256": row.package_sha256},
         row.camera_id,
     )
+    path = jobs.package_path(row.id)
+    try:
+        size = (await asyncio.to_thread(path.stat)).st_size
+    except FileNotFoundError as exc:
+        raise NotFound(f"the package of export {row.id} was removed") from exc
+    # Range as for playback (nvr.api.ranges): an unsupported header sends it whole
+    wanted = byte_range(request, size)
+    first, stop = wanted if wanted is not None else (0, size)
     name = f"nvr-export-{row.camera_id}-{row.id}.zip"
-    return web.FileResponse(
-        jobs.package_path(row.id),
+    response = web.StreamResponse(
+        status=206 if wanted is not None else 200,
         headers={
             "Content-Type": "application/zip",
             "Content-Disposition": f'attachment; filename="{name}"',
             "X-Package-SHA256": row.package_sha256 or "",
+            "Accept-Ranges": "bytes",
         },
     )
+    response.content_length = stop - first
+    if wanted is not None:
+        response.headers["Content-Range"] = f"bytes {first}-{stop - 1}/{size}"
+    await response.prepare(request)
+    if request.method != "HEAD":
+        await _send_file(response, path, first, stop)
+    return response
+
+
+async def _send_file(
+    response: web.StreamResponse, path: Path, first: int, stop: int
+) -> None:
+    """Writes bytes [first, stop) of the file, read in threads one chunk at a time."""
+    descriptor = await asyncio.to_thread(os.open, path, os.O_RDONLY)
+    try:
+        offset = first
+        while offset < stop:
+            length = min(DOWNLOAD_CHUNK_BYTES, stop - offset)
+            chunk = await asyncio.to_thread(os.pread, descriptor, length, offset)
+            if not chunk:
+                break  # the file shrank under us; the client sees a short body
+            await response.write(chunk)
+            offset += len(chunk)
+    finally:
+        os.close(descriptor)
+    await response.write_eof()
 
 
 # keys and verification

@@ -482,3 +482,43 @@ async def test_verify_upload_odd_export_id_audited_as_unknown(
     assert answer.status == 200
     assert (await answer.json())["export_id"] is None
     assert audit["entries"][-1]["subject"] == "package unknown"
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "part"),
+    [
+        ("bytes=3-7", 206, slice(3, 8)),
+        ("bytes=-5", 206, slice(-5, None)),
+        ("bytes=10-", 206, slice(10, None)),
+        ("bytes=0-1,5-6", 200, slice(None)),
+        ("bytes=abc", 200, slice(None)),
+        ("bytes=5-2", 200, slice(None)),
+        ("items=0-1", 200, slice(None)),
+        ("bytes=-0", 416, None),
+        ("bytes=999999999-", 416, None),
+    ],
+)
+async def test_download_range_header_served_like_playback(
+    aiohttp_client: ClientFactory,
+    archive: Archive,
+    header: str,
+    status: int,
+    part: slice | None,
+) -> None:
+    client = await _client(aiohttp_client, archive)
+    operator = _auth(archive, "olive", Role.OPERATOR)
+    state, package = await export_package(
+        client, operator, WALL_T0_US, WALL_T0_US + 4 * S
+    )
+
+    answer = await client.get(
+        f"/api/v1/exports/{state['id']}/download",
+        headers={**operator, "Range": header},
+    )
+
+    assert answer.status == status
+    if part is None:
+        assert (await answer.json())["error"]["status"] == 416
+        assert answer.headers["Content-Range"] == f"bytes */{len(package)}"
+    else:
+        assert await answer.read() == package[part]
