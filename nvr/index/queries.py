@@ -8,12 +8,13 @@ index: ``start_us`` from that latest start (an O(log n) max() on the same index)
 ``end_us``. No scan grows with the camera's history.
 """
 
+from collections.abc import Mapping
 from typing import TypeVar
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, delete, exists, func, select
 from sqlalchemy.orm import Session
 
-from nvr.index.models import Gap, Run, Segment
+from nvr.index.models import Camera, Gap, Run, Segment
 
 _Interval = TypeVar("_Interval", Segment, Gap)
 
@@ -174,3 +175,43 @@ def prune_gaps_before_recording(
     session.execute(
         delete(Gap).where(Gap.camera_id == camera_id, Gap.end_us <= horizon_us)
     )
+
+
+def prune_gaps_before_recordings(
+    session: Session, deleted_end_us: Mapping[str, int]
+) -> None:
+    """``prune_gaps_before_recording`` for several cameras at once (a deletion batch):
+    ``deleted_end_us`` maps each camera to the latest end among its deleted segments.
+
+    One statement covers the cameras that still have segments; a camera left with none
+    falls back to its deleted end, as in the one-camera form.
+    """
+    if not deleted_end_us:
+        return
+    cameras = sorted(deleted_end_us)
+    earliest_us = (
+        select(func.min(Segment.start_us))
+        .where(Segment.camera_id == Gap.camera_id)
+        .scalar_subquery()
+    )
+    session.execute(
+        delete(Gap)
+        .where(Gap.camera_id.in_(cameras), Gap.end_us <= earliest_us)
+        .execution_options(synchronize_session=False)
+    )
+    recorded = set(
+        session.scalars(
+            select(Camera.id).where(
+                Camera.id.in_(cameras),
+                exists().where(Segment.camera_id == Camera.id),
+            )
+        )
+    )
+    for camera_id in cameras:
+        if camera_id in recorded:
+            continue
+        session.execute(
+            delete(Gap)
+            .where(Gap.camera_id == camera_id, Gap.end_us <= deleted_end_us[camera_id])
+            .execution_options(synchronize_session=False)
+        )
