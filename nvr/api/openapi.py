@@ -314,7 +314,17 @@ def _recording_paths() -> dict[str, Schema]:
                                     "properties": {"enabled": {"type": "boolean"}},
                                     "required": ["enabled"],
                                 },
-                                "local": _object({"root": {"type": "string"}}),
+                                "local": _object(
+                                    {
+                                        "root": {"type": "string"},
+                                        "error": {
+                                            "type": "string",
+                                            "description": "why the root is "
+                                            "unreadable (only then present)",
+                                        },
+                                    },
+                                    ["root"],
+                                ),
                             },
                             "required": ["s3", "local"],
                         },

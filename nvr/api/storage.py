@@ -1,5 +1,7 @@
 """``GET /api/v1/storage``: where recordings live and how far S3 replication lags."""
 
+import asyncio
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +14,8 @@ if TYPE_CHECKING:
 
 
 async def get_storage(request: web.Request) -> web.Response:
-    """Backlog (count, bytes, oldest unreplicated segment), S3 state and last error."""
+    """Backlog (count, bytes, oldest unreplicated segment), S3 state and last error;
+    the local root, with ``error`` when it cannot be read; the forecast per group."""
     from nvr.api.app import CONTEXT, _json
 
     context: ApiContext = request.app[CONTEXT]
@@ -25,8 +28,14 @@ async def get_storage(request: web.Request) -> web.Response:
     body["local"] = {"root": str(context.config.storage.root)}
     # retention (issue 4): capacity forecast per group
     root = Path(context.config.storage.root)
+    try:
+        free_bytes = (await asyncio.to_thread(shutil.disk_usage, root)).free
+    except OSError as exc:
+        # the disk unmounted or the root removed: say so; no free space to count on
+        body["local"]["error"] = f"storage root unreadable: {exc.strerror}"
+        free_bytes = 0
     forecasts = await context.index_call(
-        forecast, context.index, root, replication is not None
+        forecast, context.index, root, replication is not None, None, free_bytes
     )
     body["groups"] = [group.as_json() for group in forecasts]
     return _json(body)

@@ -215,6 +215,30 @@ async def test_storage_reports_forecast_per_group(
     assert groups["key-area"]["retention_days"] == 90
 
 
+async def test_storage_root_missing_answers_json_naming_the_problem(
+    aiohttp_client: ClientFactory, store: Store
+) -> None:
+    config = Config(
+        storage=StorageConfig(root=store.root / "unmounted"),
+        groups=GROUPS,
+        cameras=CAMERAS,
+    )
+    client = await aiohttp_client(
+        make_app(ApiContext(config, {}, store.index, index_call))
+    )
+
+    answer = await client.get(
+        "/api/v1/storage", headers=_auth(store, "olive", Role.OPERATOR)
+    )
+    body = await answer.json()
+
+    assert answer.status == 200
+    assert body["local"]["error"] == (
+        "storage root unreadable: No such file or directory"
+    )
+    assert {g["name"] for g in body["groups"]} == {"general", "key-area"}
+
+
 async def test_create_and_patch_group_fractional_local_days_audited(
     aiohttp_client: ClientFactory, store: Store
 ) -> None:
