@@ -142,8 +142,13 @@ class ExportJobs:
             )
             try:
                 result = await self._build(row)
-            except (NvrError, OSError) as exc:
+            except NvrError as exc:
                 await self._fail(row, str(exc))
+                return
+            except OSError as exc:
+                # the client sees the reason; the path (server layout) only the log
+                log.warning("export file error %s", fields(export=row.id, error=exc))
+                await self._fail(row, f"file system error: {exc.strerror or exc}")
                 return
             except Exception as exc:
                 # Note: the task boundary; without this an unexpected bug would leave the

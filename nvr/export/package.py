@@ -5,6 +5,7 @@ memory), public_key.pem, manifest.json (canonical JSON naming every other file's
 and SHA-256), manifest.sig (Ed25519 over manifest.json's exact bytes).
 """
 
+import contextlib
 import hashlib
 import os
 import zipfile
@@ -91,8 +92,12 @@ def write_package(
         size = path.stat().st_size
         digest = hash_file(path)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise StorageError(f"cannot write package {path}: {exc}") from exc
+        with contextlib.suppress(OSError):  # the original error is the one to report
+            partial.unlink(missing_ok=True)
+        # the message reaches API clients: the file name, not the server's directories
+        raise StorageError(
+            f"cannot write package {path.name}: {exc.strerror or exc}"
+        ) from exc
     return PackageResult(path, size, digest, manifest)
 
 

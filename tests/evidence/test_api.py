@@ -3,6 +3,7 @@
 import asyncio
 import io
 import json
+import shutil
 import zipfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 
 from nvr.api.app import ApiContext, make_app
+from nvr.api.evidence import EVIDENCE
 from nvr.auth.permissions import Role
 from nvr.auth.tokens import create_token
 from nvr.evidence.chain import GENESIS, audit_hash
@@ -522,3 +524,27 @@ async def test_download_range_header_served_like_playback(
         assert answer.headers["Content-Range"] == f"bytes */{len(package)}"
     else:
         assert await answer.read() == package[part]
+
+
+async def test_export_write_failure_error_names_no_server_path(
+    aiohttp_client: ClientFactory, archive: Archive, tmp_path: Path
+) -> None:
+    client = await _client(aiohttp_client, archive)
+    operator = _auth(archive, "olive", Role.OPERATOR)
+    exports_dir = client.app[EVIDENCE].exports_dir
+    await asyncio.to_thread(shutil.rmtree, exports_dir)
+    await asyncio.to_thread(exports_dir.write_bytes, b"")  # no directory to write in
+
+    created = await client.post("/api/v1/exports", headers=operator, json=_hold_body())
+    export_id = (await created.json())["id"]
+    for _ in range(100):
+        state = await (
+            await client.get(f"/api/v1/exports/{export_id}", headers=operator)
+        ).json()
+        if state["state"] == "failed":
+            break
+        await asyncio.sleep(0.05)
+
+    assert state["state"] == "failed"
+    assert "Not a directory" in state["error"]
+    assert str(tmp_path) not in state["error"]
