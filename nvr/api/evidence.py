@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import tempfile
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -49,6 +50,7 @@ DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 MAX_UPLOAD_BYTES = 64 * 1024**3
 MAX_TEXT = 1024
 MAX_CASE_ID = 128
+HOLD_ID = re.compile(r"[1-9][0-9]*", re.ASCII)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -607,11 +609,12 @@ async def list_holds(request: web.Request) -> web.Response:
 
 async def release_hold(request: web.Request) -> web.Response:
     context = request.app[EVIDENCE].context
-    try:
-        hold_id = int(request.match_info["hold_id"])
-    except ValueError as exc:
-        raise NotFound(f"unknown hold {request.match_info['hold_id']!r}") from exc
-    if not 0 < hold_id < 2**63:  # issue 7: a larger id overflowed the driver (500)
+    text = request.match_info["hold_id"]
+    # ids as nvr writes them: int() would also read "0_1", " 1", "+1" or "１" as hold 1
+    if not HOLD_ID.fullmatch(text):
+        raise NotFound(f"unknown hold {text!r}")
+    hold_id = int(text)
+    if hold_id >= 2**63:  # issue 7: a larger id overflowed the driver (500)
         raise NotFound(f"unknown hold {hold_id}")
     held: HoldRow | None = await context.index_call(
         evidence_db.hold_by_id, context.index, hold_id

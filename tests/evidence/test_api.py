@@ -548,3 +548,18 @@ async def test_export_write_failure_error_names_no_server_path(
     assert state["state"] == "failed"
     assert "Not a directory" in state["error"]
     assert str(tmp_path) not in state["error"]
+
+
+@pytest.mark.parametrize("spelling", ["0_1", "+1", "%201", "%EF%BC%91", "01"])
+async def test_hold_release_id_not_plain_digits_answers_404_hold_kept(
+    aiohttp_client: ClientFactory, archive: Archive, spelling: str
+) -> None:
+    client = await _client(aiohttp_client, archive)
+    operator = _auth(archive, "olive", Role.OPERATOR)
+    placed = await client.post("/api/v1/holds", headers=operator, json=_hold_body())
+    assert (await placed.json())["id"] == 1
+
+    answer = await client.delete(f"/api/v1/holds/{spelling}", headers=operator)
+
+    assert answer.status == 404
+    assert archive.index.held(archive.segment_ids[0])
