@@ -29,14 +29,19 @@ from nvr.index.repo import Index
 from nvr.log import fields
 from nvr.retention import catalogue
 from nvr.retention.catalogue import Candidate
-from nvr.retention.deleter import Deleter, ObjectDeleter, unlink_durably
+from nvr.retention.deleter import (
+    PRESSURE_REASON,
+    Deleter,
+    ObjectDeleter,
+    unlink_durably,
+)
 from nvr.storage import replicas
 
 log = logging.getLogger(__name__)
 
 PRESSURE_PERIOD_S = 30.0
 BATCH = 100
-REASON = "disk-pressure"
+REASON = PRESSURE_REASON
 
 Usage = Callable[[str], Any]  # psutil.disk_usage: .percent, .free, .total
 Eviction = Callable[[Candidate], bool]

@@ -2,8 +2,11 @@
 
 Both run on the index thread (``index_call``), one bounded pass at a time. The first
 sweep starts at once, so deletions a crash left half done are completed at startup
-(before new ones begin). When disk pressure finds only held recordings left, recording
-is paused through the supervisor and resumed once usage is below the high mark again.
+(before new ones begin). A pass cut short by its bound (a backlog: after an outage or a
+shorter retention) is followed by the next one after ``SWEEP_BACKLOG_PAUSE_S``, which
+lets the index thread serve other work in between, until the backlog is gone. When
+disk pressure finds only held recordings left, recording is paused through the
+supervisor and resumed once usage is below the high mark again.
 """
 
 import asyncio
@@ -20,13 +23,16 @@ from nvr.index.repo import Index
 from nvr.log import fields
 from nvr.retention.groups import seed_group_settings
 from nvr.retention.pressure import PRESSURE_PERIOD_S, DiskPressure, verified_eviction
-from nvr.retention.sweeper import sweep
+from nvr.retention.sweeper import SweepResult, sweep
 from nvr.timeutil import wall_now_us
 
 log = logging.getLogger(__name__)
 
 # Retention is judged in days; a sweep every ten minutes keeps deletions prompt and cheap.
 SWEEP_PERIOD_S = 600.0
+# Between passes while a backlog lasts: segment indexing and API calls queued on the
+# index thread run first.
+SWEEP_BACKLOG_PAUSE_S = 0.5
 
 
 class Recording(Protocol):
@@ -50,6 +56,7 @@ class RetentionService:
         *,
         sweep_period_s: float = SWEEP_PERIOD_S,
         pressure_period_s: float = PRESSURE_PERIOD_S,
+        backlog_pause_s: float = SWEEP_BACKLOG_PAUSE_S,
     ) -> None:
         self.config = config
         self.index = index
@@ -58,6 +65,7 @@ class RetentionService:
         self.store = store
         self.recording = recording
         self.sweep_period_s = sweep_period_s
+        self.backlog_pause_s = backlog_pause_s
         self.pressure_period_s = pressure_period_s
         evict = (
             None
@@ -87,11 +95,14 @@ class RetentionService:
     async def _sweep_forever(self) -> None:
         run = functools.partial(sweep, self.index, self.root, store=self.store)
         while True:
+            pause_s = self.sweep_period_s
             try:
-                await self.index_call(run)
+                result: SweepResult = await self.index_call(run)
+                if result.more:
+                    pause_s = self.backlog_pause_s
             except (NvrError, OSError) as exc:
                 log.error("retention sweep failed %s", fields(error=exc))
-            await asyncio.sleep(self.sweep_period_s)
+            await asyncio.sleep(pause_s)
 
     async def _pressure_forever(self) -> None:
         while True:

@@ -1,8 +1,10 @@
 """Runs one retention sweep and SIGKILLs itself right after a named step (crash tests).
 
 Usage: python -m tests.retention.crash_sweep '{"db": URL, "root": DIR, "now_us": N,
-"kill_at": STEP, "endpoint": URL|null, "bucket": NAME|null}'; S3 credentials come from
-the AWS environment variables.
+"kill_at": STEP, "endpoint": URL|null, "bucket": NAME|null, "batch": N,
+"objects_per_request": N}'; S3 credentials come from the AWS environment variables.
+The steps are the deleter's (``nvr.retention.deleter.StepHook``); the kill comes at the
+first time the named step completes.
 """
 
 import json
@@ -32,9 +34,12 @@ def main() -> None:
         index,
         Path(args["root"]),
         now_us=lambda: int(args["now_us"]),
+        batch=int(args["batch"]),
         store=store,
         step_hook=hook,
+        objects_per_request=int(args["objects_per_request"]),
     )
+    sys.exit(3)  # the step never came: the test fails on the exit status
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""A real SQLite index with real segment files, and a clock the tests move by hand."""
+"""A real index (SQLite, or PostgreSQL when a test asks) with real segment files, and
+a clock the tests move by hand."""
 
 import dataclasses
 from dataclasses import dataclass, field
@@ -69,17 +70,29 @@ class Store:
             return set(session.scalars(select(Segment.path)))
 
 
-def make_store(tmp_path: Path, root: Path | None = None) -> Store:
+def make_store(
+    tmp_path: Path, root: Path | None = None, url: str | None = None
+) -> Store:
+    """A fresh index at ``url`` (default: SQLite in ``tmp_path``) with both groups."""
     clock = Clock()
-    index = open_index(f"sqlite:///{tmp_path / 'index.db'}", clock=clock)
+    index = open_index(url or sqlite_url(tmp_path), clock=clock)
     index.sync_groups_and_cameras(GROUPS, CAMERAS)
     storage_root = root if root is not None else tmp_path / "segments"
     storage_root.mkdir(parents=True, exist_ok=True)
     return Store(index, storage_root, clock)
 
 
-def replicate(store: Store, client: object, bucket: str, segment_id: int) -> str:
-    """Uploads the segment's file to ``bucket`` and records it ``replicated``; its key."""
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'index.db'}"
+
+
+def replicate(
+    store: Store, client: object, bucket: str, segment_id: int, **put: object
+) -> str:
+    """Uploads the segment's file to ``bucket`` and records it ``replicated``; its key.
+
+    ``put`` goes to ``PutObject`` as is (e.g. an Object Lock mode and date).
+    """
     from nvr.storage import replicas
     from nvr.storage.keys import object_key
 
@@ -90,6 +103,7 @@ def replicate(store: Store, client: object, bucket: str, segment_id: int) -> str
         Bucket=bucket,
         Key=key,  # type: ignore[attr-defined]
         Body=(store.root / row.path).read_bytes(),
+        **put,
     )
     replicas.enqueue_new(store.index, "", segment_id - 1, store.clock())
     replicas.mark_replicated(
