@@ -91,6 +91,9 @@ class HttpConfig(_Strict):
         return int(self.listen.rpartition(":")[2])
 
 
+RtspClient = Literal["native", "ffmpeg"]
+
+
 class RecordingConfig(_Strict):
     segment_seconds: Annotated[float, Field(ge=1, le=3600)] = 60
     """A segment is cut at the first keyframe after this many seconds (default 60)."""
@@ -102,8 +105,12 @@ class RecordingConfig(_Strict):
     """First reconnect delay; it doubles per failure, with jitter (default 1)."""
     backoff_max_seconds: Annotated[float, Field(ge=1, le=3600)] = 30
     """Cap on the reconnect delay (default 30)."""
-    cameras_per_worker: Annotated[int, Field(ge=1, le=200)] = 25
+    cameras_per_worker: Annotated[int, Field(ge=1, le=500)] = 25
     """Cameras recorded by one worker process (default 25)."""
+    rtsp_client: RtspClient = "native"
+    """How cameras are read: "native", nvr's own RTSP/RTP client on asyncio (the
+    default; the cheapest per stream), or "ffmpeg", FFmpeg's demuxer through PyAV with
+    one thread per camera. A camera may override it."""
 
     @model_validator(mode="after")
     def _backoff_order(self) -> Self:
@@ -182,6 +189,8 @@ class CameraConfig(_Strict):
     """Environment variable holding the camera password, put into ``url`` at load."""
     password_file: Path | None = None
     """File holding the camera password (e.g. a systemd or Docker secret)."""
+    rtsp_client: RtspClient | None = None
+    """Overrides ``[recording] rtsp_client`` for this camera (default: unset)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -5,6 +5,8 @@
     ├── CameraError            one camera's stream failed; the supervisor retries it
     │   ├── CameraUnreachable  connect, DESCRIBE or read failed or timed out
     │   ├── CameraStalled      connected, but no packet arrived within the stall limit
+    │   ├── CameraRefused      the camera answered with an RTSP error status (401, 404, 503)
+    │   ├── CameraProtocolError  the camera's bytes are not valid RTSP, SDP or RTP
     │   └── StreamUnsupported  the stream has no video track nvr can store
     ├── StorageError           writing, fsyncing or renaming a segment file failed
     ├── MediaError             a segment file is truncated or not the fMP4 nvr expects
@@ -39,6 +41,18 @@ class CameraUnreachable(CameraError):
 
 class CameraStalled(CameraError):
     """The connection is up but no packet arrived within the stall limit."""
+
+
+class CameraRefused(CameraError):
+    """The camera answered a request with an RTSP error status (``status``)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class CameraProtocolError(CameraError):
+    """What the camera sent is not valid RTSP, SDP or RTP; a reconnect may cure it."""
 
 
 class StreamUnsupported(CameraError):

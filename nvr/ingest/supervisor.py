@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from nvr.config import CameraConfig, Config
+from nvr.config import CameraConfig, Config, RtspClient
 from nvr.errors import NvrError
 from nvr.ingest.events import CameraState, CameraStatus, Event, RunEnded, SegmentClosed
 from nvr.ingest.reconcile import recover_camera
@@ -46,6 +46,7 @@ class Worker:
 
     worker_id: int
     cameras: list[CameraConfig]
+    client: RtspClient = "native"
     process: BaseProcess | None = None
     conn: multiprocessing.connection.Connection | None = None
     restarts: int = 0
@@ -87,6 +88,24 @@ def shard(cameras: Sequence[CameraConfig], per_worker: int) -> list[list[CameraC
     return [list(cameras[i::count]) for i in range(count)]
 
 
+def plan_workers(config: Config, cameras: Sequence[CameraConfig]) -> list[Worker]:
+    """The workers for ``cameras``: each records cameras of one RTSP client only."""
+    default = config.recording.rtsp_client
+    workers: list[Worker] = []
+    for client in ("native", "ffmpeg"):
+        chosen = [c for c in cameras if (c.rtsp_client or default) == client]
+        for shard_cameras in shard(chosen, config.recording.cameras_per_worker):
+            workers.append(
+                Worker(
+                    len(workers),
+                    shard_cameras,
+                    client,
+                    camera_ids=[c.id for c in shard_cameras],
+                )
+            )
+    return workers
+
+
 class Supervisor:
     """Owns the worker processes and the live state of every camera."""
 
@@ -103,12 +122,7 @@ class Supervisor:
         self._index = index
         self._log_level = log_level
         self._context = multiprocessing.get_context("spawn")
-        self._workers = [
-            Worker(i, shard_cameras, camera_ids=[c.id for c in shard_cameras])
-            for i, shard_cameras in enumerate(
-                shard(cameras, config.recording.cameras_per_worker)
-            )
-        ]
+        self._workers = plan_workers(config, cameras)
         self.states: dict[str, CameraState] = {
             camera.id: CameraState(camera.id, CameraStatus.CONNECTING)
             for camera in cameras
@@ -219,6 +233,7 @@ class Supervisor:
                 str(self._config.storage.root),
                 child_conn,
                 self._log_level,
+                worker.client,
             ),
             name=f"nvr-worker-{worker.worker_id}",
             daemon=True,

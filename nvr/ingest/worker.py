@@ -1,8 +1,10 @@
-"""A worker process: records a shard of cameras, one thread per camera.
+"""A worker process: records a shard of cameras.
 
-PyAV threads in one process contend for the GIL, so cameras are spread over worker
-processes (``recording.cameras_per_worker`` each). A worker reports every event to the
-supervisor over its pipe and never touches the index.
+Cameras are spread over worker processes (``recording.cameras_per_worker`` each) so
+that they use every core and one process's trouble stays within its shard. A worker
+reports every event to the supervisor over its pipe and never touches the index. The
+native client runs all its cameras on one asyncio loop (nvr.ingest.native_worker); the
+FFmpeg client runs one PyAV thread per camera, here.
 """
 
 import logging
@@ -11,9 +13,8 @@ import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from nvr.config import CameraConfig, RecordingConfig
+from nvr.config import CameraConfig, RecordingConfig, RtspClient
 from nvr.ingest.events import Event
-from nvr.ingest.recorder import CameraRecorder
 from nvr.log import fields, setup_logging
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 STOP = "stop"
 
 
-class _Outbox:
+class Outbox:
     """Serialises sends from many camera threads onto one pipe."""
 
     def __init__(self, conn: Connection) -> None:
@@ -40,7 +41,7 @@ class _Outbox:
             self.broken.set()
 
 
-def _watch_supervisor(conn: Connection, outbox: _Outbox, stop: threading.Event) -> None:
+def _watch_supervisor(conn: Connection, outbox: Outbox, stop: threading.Event) -> None:
     """Waits for the supervisor's stop message, or for the pipe to close."""
     try:
         while not stop.is_set():
@@ -53,6 +54,18 @@ def _watch_supervisor(conn: Connection, outbox: _Outbox, stop: threading.Event) 
     stop.set()
 
 
+def ignore_stop_signals() -> None:
+    """Leaves the decision to stop to the supervisor.
+
+    Ctrl-C in a terminal reaches the whole process group, and systemd's default
+    ``KillMode=control-group`` sends SIGTERM to every process of the service at once. A
+    worker that died of either would leave its open segments unclosed; instead it waits
+    for the supervisor's stop message (or its pipe closing), closes them and exits.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def worker_main(
     worker_id: int,
     cameras: list[CameraConfig],
@@ -60,14 +73,32 @@ def worker_main(
     storage_root: str,
     conn: Connection,
     log_level: str = "INFO",
+    client: RtspClient = "ffmpeg",
 ) -> None:
     """Entry point of a worker process; returns when told to stop."""
+    if client == "native":
+        # imported here: the native worker never loads PyAV, the FFmpeg one needs it
+        from nvr.ingest.native_worker import native_worker_main
+
+        native_worker_main(worker_id, cameras, recording, storage_root, conn, log_level)
+        return
+    _ffmpeg_worker_main(worker_id, cameras, recording, storage_root, conn, log_level)
+
+
+def _ffmpeg_worker_main(
+    worker_id: int,
+    cameras: list[CameraConfig],
+    recording: RecordingConfig,
+    storage_root: str,
+    conn: Connection,
+    log_level: str,
+) -> None:
+    from nvr.ingest.recorder import CameraRecorder
+
     setup_logging(log_level)
-    # The supervisor decides when workers stop; Ctrl-C in a terminal reaches the whole
-    # process group, so the worker ignores SIGINT and waits for the supervisor's word.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_stop_signals()
     stop = threading.Event()
-    outbox = _Outbox(conn)
+    outbox = Outbox(conn)
     threads = []
     for camera in cameras:
         recorder = CameraRecorder(

@@ -7,17 +7,17 @@ functions block on disk I/O; run them before recording starts or on a thread.
 """
 
 import logging
+import os
+import struct
 from collections.abc import Collection
 from fractions import Fraction
 from pathlib import Path
-
-import av
-import av.error
 
 from nvr.errors import MediaError
 from nvr.ingest.events import SegmentClosed
 from nvr.log import fields
 from nvr.mp4.layout import keyframe_table, read_layout, truncate_to_complete
+from nvr.mp4.moov import read_init
 from nvr.segmenter.files import (
     PARTIAL_DIR,
     fsync_and_hash,
@@ -33,18 +33,35 @@ log = logging.getLogger(__name__)
 _DATE_GLOB = "[0-9][0-9][0-9][0-9]/[0-9][0-9]/[0-9][0-9]/*.mp4"
 
 
+_VIDEO_CODECS = {"avc1": "h264", "avc3": "h264", "hvc1": "hevc", "hev1": "hevc"}
+_VISUAL_SIZE = struct.Struct(">HH")
+# a visual sample entry's width and height follow its 8-byte box header, 6 reserved
+# bytes, data_reference_index and 16 pre-defined/reserved bytes (ISO/IEC 14496-12 §12.1.3)
+_VISUAL_SIZE_OFFSET = 8 + 6 + 2 + 16
+
+
 def probe_tracks(path: Path) -> TrackFacts:
-    """The codecs and picture size of a segment file, read by PyAV. Blocking."""
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise MediaError(f"{path}: no video track")
-            video = container.streams.video[0].codec_context
-            audio = container.streams.audio
-            audio_codec = audio[0].codec_context.name if audio else None
-            return TrackFacts(video.name, audio_codec, video.width, video.height)
-    except av.error.FFmpegError as exc:
-        raise MediaError(f"{path}: unreadable: {exc}") from exc
+    """The codecs and picture size of a segment file, read from its moov. Blocking.
+
+    Reads the sample entries nvr writes (avc1/hvc1 video, mp4a audio) rather than
+    opening the file with FFmpeg, so recovery runs in worker processes that never load
+    PyAV.
+    """
+    with open(path, "rb") as f:
+        init, _ = read_init(f, os.fstat(f.fileno()).st_size)
+    video_id = init.video_track_id
+    codec = _VIDEO_CODECS.get(init.tracks[video_id].codec)
+    if codec is None:
+        raise MediaError(f"{path}: video sample entry {init.tracks[video_id].codec!r}")
+    entry = init.stsd[video_id][16:]  # past the stsd header and its entry count
+    if len(entry) < _VISUAL_SIZE_OFFSET + 4:
+        raise MediaError(f"{path}: video sample entry is truncated")
+    width, height = _VISUAL_SIZE.unpack_from(entry, _VISUAL_SIZE_OFFSET)
+    audio = [t for t in init.tracks.values() if t.kind == "audio"]
+    audio_codec = None
+    if audio:
+        audio_codec = "aac" if audio[0].codec == "mp4a" else audio[0].codec
+    return TrackFacts(codec, audio_codec, width, height)
 
 
 def recover_partials(root: Path, camera_id: str) -> list[SegmentClosed]:

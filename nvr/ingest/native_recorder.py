@@ -1,0 +1,404 @@
+"""One camera on the native path: an asyncio task that connects, records runs, reconnects.
+
+Each connection is a run (new run id). A disconnect, a stall (no video frame for
+``stall_seconds``), broken timestamps, a storage error or garbage from the camera end
+it: the open segment is closed (it stays recorded), RunEnded is sent, and the task backs
+off (capped exponential, full jitter) before reconnecting. Packets are handled inside
+the connection's ``data_received``; this task only opens sessions, watches them once a
+second and reports the camera's state.
+"""
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from nvr.config import CameraConfig, RecordingConfig
+from nvr.errors import (
+    CameraError,
+    CameraProtocolError,
+    CameraUnreachable,
+    NvrError,
+    StorageError,
+    StreamUnsupported,
+)
+from nvr.ingest.events import CameraState, CameraStatus, Event, RunEnded
+from nvr.ingest.native_io import IoThread, SegmentSink
+from nvr.ingest.native_run import AudioSync, NativeRun
+from nvr.ingest.native_tracks import (
+    AudioSetup,
+    VideoSetup,
+    audio_setup,
+    codec_of,
+    inband_parameter_sets,
+    sdp_parameter_sets,
+    video_setup,
+)
+from nvr.ingest.timing import TimestampBreak
+from nvr.log import fields
+from nvr.rtsp.rtp import AacDepacketizer, AccessUnit, H264Depacketizer, H265Depacketizer
+from nvr.rtsp.sdp import MediaDescription
+from nvr.rtsp.session import RtspSession, Track, parse_target
+from nvr.segmenter.recovery import recover_partials
+from nvr.timeutil import US_PER_S, monotonic_us, wall_now_us
+
+log = logging.getLogger(__name__)
+
+WATCH_S = 1.0
+"""How often a run is checked for a stall, a stop request or a storage failure."""
+STATE_INTERVAL_US = 5 * US_PER_S
+"""A CameraState is sent at least this often while recording."""
+
+
+class NativeCameraRecorder:
+    """Records one camera until ``stop`` is set; events go to ``emit`` (thread-safe)."""
+
+    def __init__(
+        self,
+        camera: CameraConfig,
+        recording: RecordingConfig,
+        storage_root: Path,
+        emit: Callable[[Event], None],
+        io: IoThread,
+        stop: asyncio.Event,
+    ) -> None:
+        self._camera = camera
+        self._recording = recording
+        self._root = storage_root
+        self._emit = emit
+        self._io = io
+        self._stop = stop
+        self._state = CameraState(camera.id, CameraStatus.CONNECTING)
+        self._failures = 0
+        self._warned_audio = False
+        self._counted = (0, 0)  # (frames, bytes) of earlier runs
+        self._window = (monotonic_us(), 0)  # (since, bytes) for the bitrate
+
+    async def run(self) -> None:
+        """Records until ``stop`` is set."""
+        while not self._stop.is_set():
+            try:
+                healthy = await self._attempt()
+            except Exception:
+                # a bug must cost this camera a reconnect, never its recording for good
+                log.exception(
+                    "recorder failed; reconnecting %s", fields(camera=self._camera.id)
+                )
+                healthy = False
+            if self._stop.is_set():
+                break
+            self._failures = 0 if healthy else self._failures + 1
+            self._set_state(
+                status=CameraStatus.RECONNECTING, reconnects=self._state.reconnects + 1
+            )
+            try:
+                async with asyncio.timeout(self._backoff_s()):
+                    await self._stop.wait()
+            except TimeoutError:
+                pass
+        self._set_state(status=CameraStatus.STOPPED)
+        log.info("recorder stopped %s", fields(camera=self._camera.id))
+
+    def _backoff_s(self) -> float:
+        """Capped exponential backoff with full jitter (uniform from 0 to the cap)."""
+        initial = self._recording.backoff_initial_seconds
+        cap = min(
+            self._recording.backoff_max_seconds, initial * 2 ** min(self._failures, 30)
+        )
+        return random.uniform(0, cap)
+
+    async def _attempt(self) -> bool:
+        """One connect and run; True when the run was healthy (it closed a segment)."""
+        await self._recover_abandoned()
+        if self._state.status != CameraStatus.RECONNECTING:
+            self._set_state(status=CameraStatus.CONNECTING)
+        log.info("connecting %s", fields(camera=self._camera.id))
+        session = RtspSession(
+            parse_target(self._camera.url), self._recording.connect_timeout_seconds
+        )
+        try:
+            opening = asyncio.ensure_future(session.open(self._want_audio))
+            stopping = asyncio.ensure_future(self._stop.wait())
+            await asyncio.wait({opening, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not opening.done():
+                opening.cancel()
+                session.close()
+                return False
+            opening.result()
+        except StreamUnsupported as exc:
+            self._failures = 64  # retrying soon cannot help: wait the longest backoff
+            self._set_state(status=CameraStatus.FAILED, last_error=str(exc))
+            log.error(
+                "stream unsupported %s", fields(camera=self._camera.id, error=exc)
+            )
+            return False
+        except CameraError as exc:
+            self._set_state(last_error=str(exc))
+            log.warning("connect failed %s", fields(camera=self._camera.id, error=exc))
+            return False
+        try:
+            return await self._record(session)
+        finally:
+            session.close()
+
+    def _want_audio(self, media: MediaDescription) -> bool:
+        """Sets up an audio track only if MP4 can carry it (AAC); warns once if not."""
+        try:
+            storable = audio_setup(media) is not None
+        except CameraProtocolError:
+            storable = False
+        if not storable and not self._warned_audio:
+            self._warned_audio = True
+            log.warning(
+                "audio dropped: MP4 cannot carry it %s",
+                fields(
+                    camera=self._camera.id, codec=media.encoding or media.payload_type
+                ),
+            )
+        return storable
+
+    async def _recover_abandoned(self) -> None:
+        """Finalizes the partial files a storage failure left, and sends them on.
+
+        A run that ends on a storage error (disk full, read-only) abandons its open
+        segment; its complete fragments fit on disk and must reach the index now, not at
+        the next restart. Runs on the I/O thread, which alone writes this camera's files.
+        """
+        recovered: list[Event] = []
+
+        def recover() -> None:
+            try:
+                recovered.extend(recover_partials(self._root, self._camera.id))
+            except (OSError, NvrError) as exc:
+                log.warning(
+                    "abandoned segment not recovered yet %s",
+                    fields(camera=self._camera.id, error=exc),
+                )
+            for event in recovered:
+                self._emit(event)
+
+        await self._io.submit(recover)
+
+    async def _record(self, session: RtspSession) -> bool:
+        """Records one run until it ends; sends RunEnded. True if it closed a segment."""
+        assert session.video is not None and session.connection is not None
+        run_id = uuid.uuid4().hex
+        connection = session.connection
+        storage_failed: list[StorageError] = []
+
+        def on_storage_error(error: StorageError) -> None:
+            storage_failed.append(error)
+            connection.fail(error)
+
+        sink = SegmentSink(self._io, self._emit, on_storage_error)
+        run = self._make_run(session, run_id, sink)
+        probe = _Probe()
+        self._wire(session, run, probe)
+        log.info("run started %s", fields(camera=self._camera.id, run=run_id))
+        self._set_state(status=CameraStatus.RECORDING, last_error=None)
+
+        reason, error = await self._watch(session, probe)
+        try:
+            if not storage_failed:
+                run.finish()
+        except (TimestampBreak, StorageError) as exc:
+            reason, error = (
+                ("storage-error" if isinstance(exc, StorageError) else exc.reason),
+                str(exc),
+            )
+        if storage_failed:
+            reason, error = "storage-error", str(storage_failed[0])
+        end_us = run.last_end_us if run.last_end_us is not None else wall_now_us()
+        sink.emit(RunEnded(self._camera.id, run_id, end_us, reason))
+        self._counted = (
+            self._counted[0] + probe.frames,
+            self._counted[1] + probe.bytes,
+        )
+        log.info(
+            "run ended %s",
+            fields(
+                camera=self._camera.id,
+                run=run_id,
+                reason=reason,
+                segments=run.segments_closed,
+                error=error or "-",
+            ),
+        )
+        if error is not None:
+            self._set_state(last_error=error)
+        return run.segments_closed > 0
+
+    def _make_run(
+        self, session: RtspSession, run_id: str, sink: SegmentSink
+    ) -> NativeRun:
+        assert session.video is not None
+        video_media = session.video.media
+        audio: AudioSetup | None = None
+        sync: AudioSync | None = None
+        if session.audio is not None:
+            audio = audio_setup(session.audio.media)
+        if audio is not None and session.audio is not None:
+            sync = AudioSync(
+                _rtp_info_pair(session, session.video, session.audio),
+                video_media.clock_rate or 90000,
+                audio.clock_rate,
+            )
+        codec = codec_of(video_media)
+
+        def make_video(keyframe: AccessUnit) -> VideoSetup:
+            inband = inband_parameter_sets(keyframe.data[1::2], codec)
+            return video_setup(video_media, inband or sdp_parameter_sets(video_media))
+
+        return NativeRun(
+            self._root,
+            (self._camera.id, run_id),
+            self._recording.segment_seconds,
+            codec,
+            make_video,
+            audio,
+            sync,
+            sink,
+        )
+
+    def _wire(self, session: RtspSession, run: NativeRun, probe: "_Probe") -> None:
+        """Connects the depacketizers to the connection's channels and to the run."""
+        assert session.video is not None and session.connection is not None
+
+        def on_video(unit: AccessUnit) -> None:
+            probe.frames += 1
+            probe.bytes += unit.size
+            probe.last_video_us = monotonic_us()
+            run.video_unit(unit, wall_now_us())
+
+        video_class = (
+            H264Depacketizer
+            if codec_of(session.video.media) == "h264"
+            else H265Depacketizer
+        )
+        video = video_class(on_video)
+        probe.depacketizers.append(video)
+        session.connection.channels[session.video.channel] = video.packet
+        if session.audio is not None:
+            setup = audio_setup(session.audio.media)
+            if setup is None:
+                return
+
+            def on_audio(unit: AccessUnit) -> None:
+                probe.frames += 1
+                probe.bytes += unit.size
+                run.audio_unit(unit, wall_now_us())
+
+            audio = AacDepacketizer(on_audio, setup.size_bits, setup.index_bits)
+            probe.depacketizers.append(audio)
+            session.connection.channels[session.audio.channel] = audio.packet
+
+    async def _watch(
+        self, session: RtspSession, probe: "_Probe"
+    ) -> tuple[str, str | None]:
+        """Waits for the run to end; returns (reason, error)."""
+        connection = session.connection
+        assert connection is not None
+        stall_us = round(self._recording.stall_seconds * US_PER_S)
+        probe.last_video_us = monotonic_us()
+        junk_at_start = connection.junk_bytes
+        while True:
+            try:
+                async with asyncio.timeout(WATCH_S):
+                    ended = await asyncio.shield(connection.closed)
+                return _reason(ended)
+            except TimeoutError:
+                pass
+            if self._stop.is_set():
+                return "stopped", None
+            self._report(probe)
+            if monotonic_us() - probe.last_video_us >= stall_us:
+                junk = connection.junk_bytes - junk_at_start
+                malformed = sum(d.stats.malformed for d in probe.depacketizers)
+                if junk or malformed:
+                    return "stalled", (
+                        f"no valid video for {self._recording.stall_seconds:g} s: the "
+                        f"camera sends data that is not RTP ({junk} bytes skipped, "
+                        f"{malformed} malformed packets)"
+                    )
+                return "stalled", f"no packet for {self._recording.stall_seconds:g} s"
+
+    def _report(self, probe: "_Probe") -> None:
+        """Updates counters; sends a CameraState every STATE_INTERVAL_US."""
+        now_us = monotonic_us()
+        since_us, window_bytes = self._window
+        frames, total = self._counted[0] + probe.frames, self._counted[1] + probe.bytes
+        last_packet_us = self._state.last_packet_us
+        if probe.frames:
+            last_packet_us = wall_now_us() - (now_us - probe.last_video_us)
+        changes: dict[str, object] = {
+            "packets": frames,
+            "bytes": total,
+            "last_packet_us": last_packet_us,
+        }
+        if now_us - since_us < STATE_INTERVAL_US:
+            self._state = replace(self._state, **changes)  # type: ignore[arg-type]
+            return
+        changes["bitrate_bps"] = (
+            (total - window_bytes) * 8 * US_PER_S // (now_us - since_us)
+        )
+        self._window = (now_us, total)
+        self._state = replace(self._state, **changes)  # type: ignore[arg-type]
+        self._emit(self._state)
+
+    def _set_state(self, **changes: object) -> None:
+        """Applies changes to the camera state and emits it (one log line per change)."""
+        new = replace(self._state, **changes)  # type: ignore[arg-type]
+        status_changed = new.status != self._state.status
+        self._state = new
+        self._emit(new)
+        if status_changed:
+            log.info(
+                "camera state %s",
+                fields(
+                    camera=new.camera_id,
+                    status=new.status.value,
+                    error=new.last_error or "-",
+                ),
+            )
+
+
+class _Probe:
+    """What the watch loop reads about a run: counters the packet path updates."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.bytes = 0
+        self.last_video_us = 0
+        self.depacketizers: list[
+            H264Depacketizer | H265Depacketizer | AacDepacketizer
+        ] = []
+
+
+def _reason(ended: NvrError) -> tuple[str, str | None]:
+    if isinstance(ended, TimestampBreak):
+        return ended.reason, str(ended)
+    if isinstance(ended, StorageError):
+        return "storage-error", str(ended)
+    if isinstance(ended, CameraUnreachable) and "closed the connection" in str(ended):
+        return "disconnected", "end of stream"
+    return "disconnected", str(ended)
+
+
+def _rtp_info_pair(
+    session: RtspSession, video: Track, audio: Track
+) -> tuple[int, int] | None:
+    """The (video, audio) rtptime pair of the PLAY answer's RTP-Info, if it has both."""
+    by_url = session.rtp_info
+    video_info, audio_info = (
+        by_url.get(video.media.control),
+        by_url.get(audio.media.control),
+    )
+    if video_info is None or audio_info is None:
+        return None
+    if video_info.rtptime is None or audio_info.rtptime is None:
+        return None
+    return video_info.rtptime, audio_info.rtptime
