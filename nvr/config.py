@@ -190,7 +190,23 @@ class CameraConfig(_Strict):
     password_file: Path | None = None
     """File holding the camera password (e.g. a systemd or Docker secret)."""
     rtsp_client: RtspClient | None = None
-    """Overrides ``[recording] rtsp_client`` for this camera (default: unset)."""
+    """Overrides ``[recording] rtsp_client`` for this camera (default: unset; an
+    rtsps:// camera is read by "ffmpeg", as the native client speaks no TLS)."""
+
+    def client(self, default: RtspClient) -> RtspClient:
+        """The RTSP client that records this camera."""
+        if self.rtsp_client is not None:
+            return self.rtsp_client
+        return "ffmpeg" if urlsplit(self.url).scheme == "rtsps" else default
+
+    @model_validator(mode="after")
+    def _native_speaks_no_tls(self) -> Self:
+        if self.rtsp_client == "native" and urlsplit(self.url).scheme == "rtsps":
+            raise ValueError(
+                'rtsp_client = "native" cannot read rtsps:// (no TLS); '
+                'use "ffmpeg" or leave rtsp_client unset'
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -134,3 +134,13 @@ def test_parse_config_broken_toml_is_a_config_error() -> None:
 def test_load_config_missing_file_names_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_parse_config_native_client_for_rtsps_camera_refused() -> None:
+    text = MINIMAL.replace(
+        'url = "rtsp://user:secret@192.0.2.10:554/stream1"',
+        'url = "rtsps://192.0.2.10/stream1"\nrtsp_client = "native"',
+    )
+
+    with pytest.raises(ConfigError, match="rtsps"):
+        parse_config(text)

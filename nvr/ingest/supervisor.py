@@ -93,7 +93,7 @@ def plan_workers(config: Config, cameras: Sequence[CameraConfig]) -> list[Worker
     default = config.recording.rtsp_client
     workers: list[Worker] = []
     for client in ("native", "ffmpeg"):
-        chosen = [c for c in cameras if (c.rtsp_client or default) == client]
+        chosen = [c for c in cameras if c.client(default) == client]
         for shard_cameras in shard(chosen, config.recording.cameras_per_worker):
             workers.append(
                 Worker(

@@ -81,12 +81,15 @@ def _decode_clip(data: bytes) -> tuple[float, int, set[str]]:
         return float((last - first) * video.time_base) + frame_s, frames, kinds
 
 
+@pytest.mark.parametrize("client", ["native", "ffmpeg"])
 def test_record_two_codecs_then_play_back_and_survive_a_camera_outage(
-    rtsp_camera_factory: Any, recorder_factory: Any
+    rtsp_camera_factory: Any, recorder_factory: Any, client: str
 ) -> None:
     h264 = rtsp_camera_factory(codec="h264", audio="aac", bframes=True)
     h265 = rtsp_camera_factory(codec="hevc")
-    recorder = recorder_factory([("cam-h264", h264.url), ("cam-h265", h265.url)])
+    recorder = recorder_factory(
+        [("cam-h264", h264.url), ("cam-h265", h265.url)], rtsp_client=f'"{client}"'
+    )
     began_us = wall_now_us()
     recorder.start()
 
