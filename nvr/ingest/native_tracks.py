@@ -139,6 +139,12 @@ def audio_setup(media: MediaDescription) -> AudioSetup | None:
         raise CameraProtocolError(
             "the SDP's AAC sizelength/indexlength are not numbers"
         ) from exc
+    # RFC 3640 §3.2.1: an AU header is at most a few bytes; these bound every shift
+    if not (1 <= size_bits <= 32 and 0 <= index_bits <= 32):
+        raise CameraProtocolError(
+            f"the SDP's AAC sizelength={size_bits} / indexlength={index_bits} are "
+            "out of range"
+        )
     rate = media.clock_rate or config.sample_rate
     spec = TrackSpec(
         AUDIO_TRACK_ID,

@@ -9,7 +9,7 @@ import base64
 import hashlib
 import os
 from dataclasses import dataclass
-from urllib.request import parse_http_list, parse_keqv_list
+from urllib.request import parse_http_list
 
 _DIGESTS = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 
@@ -31,15 +31,27 @@ def parse_challenges(values: list[str]) -> list[Challenge]:
     found = []
     for value in values:
         scheme, _, rest = value.strip().partition(" ")
-        try:
-            params = parse_keqv_list(parse_http_list(rest)) if rest else {}
-        except ValueError:
-            params = {}
-        found.append(
-            Challenge(scheme.lower(), {k.lower(): v for k, v in params.items()})
-        )
+        found.append(Challenge(scheme.lower(), _params(rest)))
     usable = [c for c in found if c.scheme == "basic" or _digest_usable(c)]
     return sorted(usable, key=_strength, reverse=True)
+
+
+def _params(rest: str) -> dict[str, str]:
+    """``realm="cam", nonce="abc"`` into a dict, names lower case, quotes removed.
+
+    Tolerant where urllib's parse_keqv_list is not: an empty value (``opaque=``) is
+    kept as "" instead of raising IndexError, and an item without "=" is skipped.
+    """
+    params: dict[str, str] = {}
+    for item in parse_http_list(rest):
+        name, sep, raw = item.partition("=")
+        if not sep:
+            continue
+        raw = raw.strip()
+        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+            raw = raw[1:-1]
+        params[name.strip().lower()] = raw
+    return params
 
 
 def _digest_usable(challenge: Challenge) -> bool:

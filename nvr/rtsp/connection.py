@@ -28,6 +28,8 @@ FrameHandler = Callable[[bytes | bytearray, int, int], None]
 
 _DOLLAR = 0x24
 _REQUEST_LINE = re.compile(rb"[A-Z_]{3,20} \S+ RTSP/1\.\d\r?\n")
+# what a read cut short inside a request line may end with: "OPTIO", "OPTIONS * RTS"
+_REQUEST_LINE_START = re.compile(rb"[A-Z_]{1,20}(?: [!-~]*(?: [!-~]*)?)?\r?")
 _STRAY = frozenset(b"\r\n")
 
 
@@ -165,6 +167,10 @@ class RtspConnection(asyncio.Protocol):
             return self._complete_message(buf, pos, size)
         if size - pos < 5 and (b"RTSP/".startswith(bytes(buf[pos:size]))):
             return 0  # perhaps the start of an answer
+        if size - pos <= MAX_HEADER_BYTES and _REQUEST_LINE_START.fullmatch(
+            buf, pos, size
+        ):
+            return 0  # perhaps the start of a request from the camera
         if buf[pos] in _STRAY:
             return 1
         return self._skip_junk(buf, pos, size)

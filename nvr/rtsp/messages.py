@@ -52,13 +52,15 @@ def build_request(
 def header_end(buf: bytes | bytearray, start: int) -> int:
     """Offset just past the blank line ending the header block at ``start``, or -1.
 
-    Accepts bare LF line ends too: some cameras send them.
+    Accepts bare LF line ends too: some cameras send them. Whichever blank line comes
+    first ends the head: a CR LF CR LF further on may lie in a body or an RTP frame.
     """
     crlf = buf.find(b"\r\n\r\n", start, start + MAX_HEADER_BYTES + 4)
-    if crlf != -1:
-        return crlf + 4
-    lf = buf.find(b"\n\n", start, start + MAX_HEADER_BYTES + 2)
-    return lf + 2 if lf != -1 else -1
+    lf_stop = crlf if crlf != -1 else start + MAX_HEADER_BYTES + 2
+    lf = buf.find(b"\n\n", start, lf_stop)
+    if lf != -1:
+        return lf + 2
+    return crlf + 4 if crlf != -1 else -1
 
 
 def parse_head(head: bytes) -> tuple[str, dict[str, list[str]]]:

@@ -175,7 +175,11 @@ class H264Depacketizer(_VideoDepacketizer):
         if fu & 0x80:  # start bit: rebuild the NAL header from indicator and FU header
             self._fragments = [bytes(((buf[start] & 0xE0) | (fu & 0x1F),))]
         elif self._fragments is None:
-            return  # the start of this NAL unit was lost; _lost() marked the unit
+            # the start of this NAL unit is missing: lost (then _lost() saw a gap), or
+            # sent before the stream began, which no gap shows; either way the frame
+            # is incomplete
+            self._damaged = True
+            return
         self._fragments.append(bytes(buf[start + 2 : end]))
         if fu & 0x40:
             nal = b"".join(self._fragments)
@@ -225,6 +229,7 @@ class H265Depacketizer(_VideoDepacketizer):
             header = bytes(((buf[start] & 0x81) | (kind << 1), buf[start + 1]))
             self._fragments = [header]
         elif self._fragments is None:
+            self._damaged = True  # the start of this NAL unit is missing, as in H.264
             return
         self._fragments.append(bytes(buf[start + 3 : end]))
         if fu & 0x40:

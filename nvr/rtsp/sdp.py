@@ -7,7 +7,7 @@ SETUP must name (RFC 2326 §C.1.1, resolved against the Content-Base).
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from nvr.errors import CameraProtocolError
 
@@ -117,15 +117,30 @@ def _for_payload(value: str, payload_type: int) -> bool:
     return head == str(payload_type)
 
 
+# RTP clock rates in use run from 8 kHz audio to 90 kHz video (RFC 3551); anything far
+# outside is a broken SDP.
+MIN_CLOCK_RATE = 1000
+MAX_CLOCK_RATE = 1_000_000
+MAX_CHANNELS = 64
+
+
 def _rtpmap(value: str) -> tuple[str, int, int]:
     """``96 H264/90000`` or ``97 MPEG4-GENERIC/48000/2``."""
     try:
         spec = value.split(None, 1)[1]
         parts = spec.split("/")
         channels = int(parts[2]) if len(parts) > 2 and parts[2] else 1
-        return parts[0].strip().upper(), int(parts[1]), channels
+        encoding, clock_rate = parts[0].strip().upper(), int(parts[1])
     except (IndexError, ValueError) as exc:
         raise CameraProtocolError(f"malformed SDP rtpmap: {value[:80]}") from exc
+    # the clock rate becomes an MP4 timescale and divides every tick conversion
+    if not MIN_CLOCK_RATE <= clock_rate <= MAX_CLOCK_RATE:
+        raise CameraProtocolError(f"SDP rtpmap clock rate out of range: {value[:80]}")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise CameraProtocolError(
+            f"SDP rtpmap channel count out of range: {value[:80]}"
+        )
+    return encoding, clock_rate, channels
 
 
 def _fmtp(value: str) -> dict[str, str]:
@@ -145,6 +160,11 @@ def _resolve(base: str, control: str) -> str:
         return base
     if "://" in control:
         return control
+    if urlsplit(base).query and not control.startswith("/"):
+        # a base with a query (Dahua: ".../realmonitor?channel=1&subtype=0/") takes the
+        # control after it, as ffmpeg joins them; urljoin would drop the query and the
+        # path's last part, and SETUP would name a stream the camera does not serve
+        return (base if base.endswith("/") else base + "/") + control
     # RFC 2326 §C.1.1: relative to the base; urljoin drops the base's last path part
     # unless it ends with a slash, which is what cameras that send "trackID=1" mean
     return urljoin(base if base.endswith("/") else base + "/", control)
