@@ -96,6 +96,7 @@ class RtspSession:
         self._session_timeout_s = 60.0
         self._public: frozenset[str] = frozenset()
         self._keepalive: asyncio.TimerHandle | None = None
+        self._redirected_to: str | None = None  # another server a redirect named
 
     async def open(self, want_audio: Callable[[MediaDescription], bool]) -> None:
         """Connects, describes, sets up the video track (and the audio track, if
@@ -166,16 +167,30 @@ class RtspSession:
             ) from exc
 
     async def _redirect(self, location: str) -> str:
-        """Follows one redirect to another server or path (RFC 2326 §11.3)."""
+        """Follows one redirect to another server or path (RFC 2326 §11.3).
+
+        The camera's credentials follow a redirect only to the same host and port: a
+        camera (or whoever answers in its name) must not be able to send nvr, password
+        in hand, to a server of its choosing. Another host gets no credentials, unless
+        the Location carries its own.
+        """
         redirected = parse_target(location)
-        if redirected.credentials is None:
+        same_server = (redirected.host.lower(), redirected.port) == (
+            self.target.host.lower(),
+            self.target.port,
+        )
+        if redirected.credentials is None and same_server:
             redirected = Target(
                 redirected.url,
                 redirected.host,
                 redirected.port,
                 self.target.credentials,
             )
+        if not same_server:
+            self._redirected_to = f"{redirected.host}:{redirected.port}"
         self.close()
+        self._auth = None  # a challenge answered for one server is not another's
+        self._session_id = None
         self.target = redirected
         await self._connect(redirected)
         return redirected.url
@@ -212,7 +227,12 @@ class RtspSession:
         if answer.status < 300 or allow_error or answer.status in _REDIRECTS:
             return answer
         hint = _STATUS_HINTS.get(answer.status, f"{method} failed")
-        if answer.status == 401 and self.target.credentials is None:
+        if answer.status == 401 and self._redirected_to is not None:
+            hint = (
+                f"the camera redirected to another server ({self._redirected_to}), "
+                "which asks for credentials; nvr sends them only to the camera itself"
+            )
+        elif answer.status == 401 and self.target.credentials is None:
             hint = "the camera requires credentials and the URL has none"
         raise CameraRefused(f"{hint} ({answer.status} {answer.reason})", answer.status)
 
