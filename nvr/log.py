@@ -48,6 +48,29 @@ class _RedactingFormatter(logging.Formatter):
         return redact_text(super().format(record))
 
 
+class _MalformedRequestFilter(logging.Filter):
+    """Turns aiohttp's report of an unparsable request into one WARNING line.
+
+    aiohttp answers such a request 400 itself, before any handler or token check, and
+    logs it at ERROR with a traceback; anyone who can reach the port could fill the log
+    with them. A malformed request is the client's fault: the line names the client and
+    the parser's complaint, cut short, without the traceback.
+    """
+
+    def __init__(self, malformed: type[Exception]) -> None:
+        super().__init__()
+        self._malformed = malformed  # aiohttp's BadHttpMessage
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, self._malformed):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = "malformed HTTP request refused %s"
+            record.args = (fields(error=str(error).splitlines()[0][:200]),)
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def setup_logging(level: str = "INFO") -> None:
     """Sends one UTC-stamped line per event to stderr."""
     handler = logging.StreamHandler(sys.stderr)
@@ -61,3 +84,9 @@ def setup_logging(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # imported here: tools that log but serve nothing (nvr verify) never load aiohttp
+    from aiohttp.http_exceptions import BadHttpMessage
+
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _MalformedRequestFilter) for f in server.filters):
+        server.addFilter(_MalformedRequestFilter(BadHttpMessage))

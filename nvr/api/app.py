@@ -15,7 +15,7 @@ from nvr.api.evidence import register_evidence
 from nvr.api.health import register_health
 from nvr.api.metrics import http_metrics, register_metrics
 from nvr.api.openapi import register_openapi
-from nvr.api.ranges import byte_range
+from nvr.api.ranges import byte_range, send_span
 from nvr.api.storage import register_storage
 from nvr.api.timerange import parse_time_range
 from nvr.api.workers import register_workers
@@ -306,16 +306,14 @@ async def video_mp4(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     if request.method == "HEAD":
         return response
-    offset = first
-    while offset < stop:
-        length = min(CHUNK_BYTES, stop - offset)
-        chunk = await asyncio.to_thread(plan.read, offset, length)
-        await response.write(chunk)
-        offset += length
-    await response.write_eof()
+    whole = await send_span(response, plan.read, (first, stop), CHUNK_BYTES)
     log.debug(
         "clip served %s",
-        fields(camera=request.match_info["camera_id"], bytes=stop - first),
+        fields(
+            camera=request.match_info["camera_id"],
+            bytes=stop - first,
+            completed=whole,
+        ),
     )
     return response
 

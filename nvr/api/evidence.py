@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from nvr.api.actor import request_actor
 from nvr.api.body import json_object
-from nvr.api.ranges import byte_range
+from nvr.api.ranges import byte_range, send_span
 from nvr.api.timerange import MAX_RANGE_US, parse_time_range
 from nvr.auth.middleware import camera_visible, visible_cameras
 from nvr.errors import NotFound, RequestError
@@ -386,17 +386,14 @@ async def _send_file(
     """Writes bytes [first, stop) of the file, read in threads one chunk at a time."""
     descriptor = await asyncio.to_thread(os.open, path, os.O_RDONLY)
     try:
-        offset = first
-        while offset < stop:
-            length = min(DOWNLOAD_CHUNK_BYTES, stop - offset)
-            chunk = await asyncio.to_thread(os.pread, descriptor, length, offset)
-            if not chunk:
-                break  # the file shrank under us; the client sees a short body
-            await response.write(chunk)
-            offset += len(chunk)
+        await send_span(
+            response,
+            lambda offset, length: os.pread(descriptor, length, offset),
+            (first, stop),
+            DOWNLOAD_CHUNK_BYTES,
+        )
     finally:
         os.close(descriptor)
-    await response.write_eof()
 
 
 # keys and verification

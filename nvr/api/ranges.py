@@ -1,5 +1,8 @@
 """HTTP byte ranges (RFC 9110, 14) of a body of known size: one range, or the whole."""
 
+import asyncio
+from collections.abc import Callable
+
 from aiohttp import web
 
 
@@ -30,3 +33,32 @@ def byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
             headers={"Content-Range": f"bytes */{size}"}
         )
     return first, stop
+
+
+async def send_span(
+    response: web.StreamResponse,
+    read: Callable[[int, int], bytes],
+    span: tuple[int, int],
+    chunk_bytes: int,
+) -> bool:
+    """Writes bytes [first, stop) of a body as ``read(offset, length)`` gives them, each
+    read in a thread (it blocks on disk or S3), then ends the response.
+
+    Returns False when the client hung up first: players close a download whenever the
+    user seeks or stops, so this is routine, not an error. A read that comes back short
+    (a file shrank under us) ends the body early; the client sees a short body.
+    """
+    offset, stop = span
+    try:
+        while offset < stop:
+            chunk = await asyncio.to_thread(
+                read, offset, min(chunk_bytes, stop - offset)
+            )
+            if not chunk:
+                break
+            await response.write(chunk)
+            offset += len(chunk)
+        await response.write_eof()
+    except ConnectionResetError:  # aiohttp's ClientConnectionResetError is one
+        return False
+    return True
