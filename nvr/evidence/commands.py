@@ -74,16 +74,15 @@ def verify_command(package: Path, key_path: Path | None) -> None:
 @click.option(
     "--config",
     "config_path",
-    required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The server's TOML config (index URL, storage root and, for segments "
-    "evicted to S3, the [s3] section).",
+    "evicted to S3, the [s3] section); without it, the embedded default under ./var.",
 )
 @click.option("--camera", "camera_id", required=True, help="Camera id to audit.")
 @click.option("--start", help="RFC 3339; re-hash only segments ending after it.")
 @click.option("--end", help="RFC 3339; re-hash only segments starting before it.")
 def audit_command(
-    config_path: Path, camera_id: str, start: str | None, end: str | None
+    config_path: Path | None, camera_id: str, start: str | None, end: str | None
 ) -> None:
     """Walk a camera's segment hash chain and re-hash its segments.
 
@@ -93,7 +92,7 @@ def audit_command(
     deletions logged by retention are explained, not reported. Also checks the audit
     log's chain. Exit status 0 only when clean, 1 with findings, 2 on errors.
     """
-    from nvr.config import load_config
+    from nvr.config import Config, load_config
     from nvr.evidence.archive import Finding, audit_archive
     from nvr.index.db import open_index
     from nvr.storage.s3 import S3Store
@@ -108,7 +107,7 @@ def audit_command(
         )
 
     try:
-        config = load_config(config_path)
+        config = Config() if config_path is None else load_config(config_path)
         start_us = parse_rfc3339_us(start) if start else None
         end_us = parse_rfc3339_us(end) if end else None
         # Evicted segments are read back from S3; credentials come from the standard AWS

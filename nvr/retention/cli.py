@@ -18,22 +18,26 @@ def retention_command() -> None:
 @click.option(
     "--config",
     "config_path",
-    required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The server's TOML config (index URL).",
+    help="The server's TOML config (index URL); without it, the embedded default "
+    "under ./var.",
 )
 @click.option("--at", "at", help="RFC 3339 instant of the sweep (default: now).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def plan_command(config_path: Path, at: str | None, as_json: bool) -> None:
+def plan_command(config_path: Path | None, at: str | None, as_json: bool) -> None:
     """Print every segment a sweep at --at would delete and why, and the held ones it
     would spare. Reads the index only; nothing is deleted."""
-    from nvr.config import load_config
+    from nvr.config import Config, load_config
     from nvr.index.db import open_index
     from nvr.retention.plan import plan_sweep
     from nvr.timeutil import format_rfc3339, parse_rfc3339_us, wall_now_us
 
     try:
-        config = load_config(config_path, camera_passwords=False)
+        config = (
+            Config()
+            if config_path is None
+            else load_config(config_path, camera_passwords=False)
+        )
         at_us = parse_rfc3339_us(at) if at else wall_now_us()
         index = open_index(config.index.url)
         try:

@@ -340,3 +340,15 @@ def test_zip_names_are_stored_uncompressed(package: tuple[Path, Path]) -> None:
     path, _ = package
     with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as archive_zip:
         assert {i.compress_type for i in archive_zip.infolist()} == {zipfile.ZIP_STORED}
+
+
+def test_audit_without_config_reads_the_embedded_default_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    result = CliRunner().invoke(main, ["audit", "--camera", "nosuch"])
+
+    assert result.exit_code == 2, result.output
+    assert "nosuch" in result.output
+    assert (tmp_path / "var" / "index.db").exists()

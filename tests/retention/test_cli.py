@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from nvr.cli import main
@@ -89,3 +90,15 @@ def test_retention_plan_text_summary_counts(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.output.startswith("DELETE cam2 ")
     assert "deletes 1 segment(s), 77 bytes; spares 0 held" in result.output
+
+
+def test_retention_plan_without_config_reads_the_embedded_default_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    result = CliRunner().invoke(main, ["retention", "plan"])
+
+    assert result.exit_code == 0, result.output
+    assert "deletes 0 segment(s)" in result.output
+    assert (tmp_path / "var" / "index.db").exists()
