@@ -4,8 +4,9 @@ The run starts at the first video keyframe. Frames are held until the next keyfr
 (one GOP, which becomes one fragment), so decode times can be derived exactly from the
 presentation times RTP carries: sorted, and shifted back by the largest reordering seen,
 they give strictly increasing decode times with non-negative composition offsets, for
-B-frame streams too. Each fragment tiles onto the previous one. A segment is cut at the
-first keyframe once ``segment_seconds`` of media have passed.
+B-frame streams too. Each fragment tiles onto the previous one and is written once the
+audio that plays with it has arrived (audio lags the video that ends a fragment). A
+segment is cut at the first keyframe once ``segment_seconds`` of media have passed.
 
 Positions: video ticks (the RTP clock, normally 90 kHz) counted from the run's first
 decode time (``*_pos``); ``pts`` values count from the first keyframe's RTP time. Wall
@@ -71,6 +72,17 @@ class _Segment:
     size: int
     keyframes: list[tuple[int, int]] = field(default_factory=list)
     audio_end: int | None = None  # audio decode time just past its last sample
+
+
+@dataclass(slots=True)
+class _Held:
+    """A fragment's video, waiting for the audio that plays with it."""
+
+    segment: _Segment
+    video: TrackFragment
+    keyframe: bool
+    end_pos: int  # where its video ends
+    closes: bool = False  # the segment ends with this fragment
 
 
 class AudioSync:
@@ -155,6 +167,7 @@ class NativeRun:
         self._frame_ticks = 3600
         self._audio_origin: int | None = None
         self._audio_units: list[AccessUnit] = []
+        self._held: _Held | None = None
         self._segment: _Segment | None = None
         self._seq = 0
         self._fragments = 0
@@ -190,7 +203,7 @@ class NativeRun:
             self._check_parameter_sets(unit)
             self._cut_if_due()
         elif self._gop and self._fragment_full(pts):
-            self._flush(pts)
+            self._flush(pts, gop_ends=False)
         self._gop.append(_Frame(pts, unit.data, unit.size, unit.keyframe, arrival_us))
         self._gop_size += unit.size
 
@@ -204,13 +217,16 @@ class NativeRun:
                 self._origin, self._origin_arrival_us, unit.rtp_time, arrival_us
             )
         self._audio_units.append(unit)
+        self._write_held_if_heard()
 
     def finish(self) -> None:
         """Writes what is held and closes the open segment (it stays recorded)."""
+        self._write_held(end_of_run=True)
         if self._gop:
             self._flush(None)
+            self._write_held(end_of_run=True)
         if self._segment is not None and self._next_pos is not None:
-            self._close_segment(self._next_pos, end_of_run=True)
+            self._close_segment(self._segment, self._next_pos, end_of_run=True)
 
     # the run's tracks
 
@@ -265,13 +281,24 @@ class NativeRun:
             )
 
     def _fragment_full(self, pts: int) -> bool:
+        """Whether to end the fragment before the frame presented at ``pts``."""
         too_long = pts - self._gop[0].pts >= FRAGMENT_MAX_S * self._timescale
-        return too_long or self._gop_size >= FRAGMENT_MAX_BYTES
+        if not too_long and self._gop_size < FRAGMENT_MAX_BYTES:
+            return False
+        # only before a frame presented after every held one (a reference frame, not a
+        # B-frame): the held frames' decode times are then their sorted presentation
+        # times, as for a whole GOP
+        return pts > max(frame.pts for frame in self._gop)
 
     # fragments
 
-    def _flush(self, next_pts: int | None) -> None:
-        """Writes the held frames as one fragment; ``next_pts`` is the frame after them."""
+    def _flush(self, next_pts: int | None, gop_ends: bool = True) -> None:
+        """Makes the GOP's frames one fragment; ``next_pts`` is the frame after them,
+        a keyframe unless ``gop_ends`` is false.
+
+        The fragment is written once audio has reached its end (see _write_held).
+        """
+        self._write_held()
         frames, self._gop, self._gop_size = self._gop, [], 0
         pts = [frame.pts for frame in frames]
         ordered = sorted(pts)
@@ -281,10 +308,12 @@ class NativeRun:
         if self._base is None:
             self._base = ordered[0] - self._delay
         decode = self._decode_positions(ordered)
-        if next_pts is not None:
+        end = decode[-1] + self._frame_ticks
+        if next_pts is not None and gop_ends:
             end = next_pts - self._delay - self._base
-        else:
-            end = decode[-1] + self._frame_ticks
+        elif next_pts is not None:
+            # mid-GOP, B-frames decoded after the next frame may present before it
+            end = min(end, next_pts - self._delay - self._base)
         end = max(end, decode[-1] + 1)
         durations = [b - a for a, b in itertools.pairwise(decode)]
         durations.append(end - decode[-1])
@@ -307,17 +336,55 @@ class NativeRun:
             [p - base - d for p, d in zip(pts, decode, strict=True)],
             [b"".join(chunk for frame in frames for chunk in frame.data)],
         )
-        tracks = [video]
-        audio = self._audio_fragment(segment)
+        self._held = _Held(segment, video, frames[0].keyframe, end)
+        self._next_pos = end
+        if self._audio is None:
+            self._write_held()
+        else:
+            self._write_held_if_heard()
+
+    def _write_held_if_heard(self) -> None:
+        """Writes the held fragment once an audio frame at or past its end arrived.
+
+        Audio arrives after the video frame that ends a fragment (it is sent once a
+        whole frame is captured, and B-frame streams send a keyframe ahead of the
+        frames shown before it); written at once, a segment would lose the audio of its
+        last tens of milliseconds, which the next segment cannot place before its start.
+        """
+        held = self._held
+        if held is None or not self._audio_units or self._audio_origin is None:
+            return
+        if self._audio_units[-1].rtp_time >= self._audio_stop(held):
+            self._write_held()
+
+    def _audio_stop(self, held: _Held) -> int:
+        """The audio RTP time where ``held``'s video ends."""
+        assert self._audio is not None and self._audio_origin is not None
+        assert self._base is not None
+        rate = self._audio.clock_rate
+        return (
+            self._audio_origin + (held.end_pos + self._base) * rate // self._timescale
+        )
+
+    def _write_held(self, end_of_run: bool = False) -> None:
+        """Writes the held fragment with the audio before its end; closes its segment
+        if the segment ends there."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        segment = held.segment
+        tracks = [held.video]
+        audio = self._audio_fragment(segment, held)
         if audio is not None:
             tracks.append(audio)
         self._fragments += 1
         chunks = fragment(self._fragments, tracks)
-        if frames[0].keyframe:
-            segment.keyframes.append((video.decode_time, segment.size))
+        if held.keyframe:
+            segment.keyframes.append((held.video.decode_time, segment.size))
         segment.size += sum(len(chunk) for chunk in chunks)
         self._sink.append(chunks)
-        self._next_pos = end
+        if held.closes:
+            self._close_segment(segment, held.end_pos, end_of_run)
 
     def _decode_positions(self, ordered: list[int]) -> list[int]:
         """Decode positions for the sorted presentation times of one fragment."""
@@ -332,29 +399,43 @@ class NativeRun:
             decode.append(position)
         return decode
 
-    def _audio_fragment(self, segment: _Segment) -> TrackFragment | None:
-        units, self._audio_units = self._audio_units, []
-        if not units or self._audio is None or self._audio_origin is None:
+    def _audio_fragment(self, segment: _Segment, held: _Held) -> TrackFragment | None:
+        """The audio frames that start before ``held``'s video ends; later ones wait
+        for the next fragment."""
+        if not self._audio_units or self._audio is None or self._audio_origin is None:
             return None
+        stop = self._audio_stop(held)
+        units = [unit for unit in self._audio_units if unit.rtp_time < stop]
+        self._audio_units = [
+            unit for unit in self._audio_units if unit.rtp_time >= stop
+        ]
         assert self._base is not None
         rate = self._audio.clock_rate
         start = (
             self._audio_origin
             + (segment.start_pos + self._base) * rate // self._timescale
         )
+        frame_ticks = AAC_FRAME_SAMPLES * rate // (self._audio.spec.sample_rate or rate)
         times: list[int] = []
         kept: list[AccessUnit] = []
-        last = segment.audio_end if segment.audio_end is not None else 0
+        earliest = last = 0
+        if segment.audio_end is not None:
+            last = segment.audio_end
+            earliest = last - frame_ticks + 1  # past the previous fragment's last frame
         for unit in units:
             time = unit.rtp_time - start
-            if time < last:
+            if time < earliest:
                 continue  # before this segment's first video frame, or a repeat
+            # Note: a camera that stamps audio in whole ms steps 1008 or 1056 ticks per
+            # 1024-sample frame; a fragment's first frame may then start just before
+            # the previous fragment's end (its last frame counted 1024 ticks). It is
+            # moved to that end, so that decode times tile, rather than dropped.
+            time = max(time, last)
             times.append(time)
             kept.append(unit)
-            last = time + 1
+            earliest = last = time + 1
         if not kept:
             return None
-        frame_ticks = AAC_FRAME_SAMPLES * rate // (self._audio.spec.sample_rate or rate)
         durations = [b - a for a, b in itertools.pairwise(times)] + [frame_ticks]
         segment.audio_end = times[-1] + frame_ticks
         return TrackFragment(
@@ -373,8 +454,13 @@ class NativeRun:
         segment = self._segment
         if segment is None or self._next_pos is None:
             return
-        if self._next_pos - segment.start_pos >= self._segment_ticks:
-            self._close_segment(self._next_pos, end_of_run=False)
+        if self._next_pos - segment.start_pos < self._segment_ticks:
+            return
+        self._segment = None
+        if self._held is not None:
+            self._held.closes = True  # once its audio has arrived
+        else:
+            self._close_segment(segment, self._next_pos, end_of_run=False)
 
     def _open_segment(self, start_pos: int) -> _Segment:
         path = partial_path(
@@ -388,9 +474,10 @@ class NativeRun:
         self._segment = _Segment(self._seq, start_pos, len(self._init))
         return self._segment
 
-    def _close_segment(self, end_pos: int, end_of_run: bool) -> None:
-        segment, self._segment = self._segment, None
-        assert segment is not None and self._facts is not None
+    def _close_segment(self, segment: _Segment, end_pos: int, end_of_run: bool) -> None:
+        if self._segment is segment:
+            self._segment = None
+        assert self._facts is not None
         times = self.clock.close_segment(end_pos)
         identity = SegmentIdentity(
             self._camera_id,
