@@ -10,7 +10,8 @@ log = logging.getLogger(__name__)
 
 def first_token_hint() -> str:
     return (
-        "no API token exists yet: every endpoint but /healthz, /readyz and /api/v1/openapi.json answers 401.\n"
+        "no API token exists yet: every endpoint but /healthz, /readyz and "
+        "/api/v1/openapi.json answers 401.\n"
         "  create the first admin token with:\n"
         "  nvr token create [--config FILE] --role admin --name admin"
     )

@@ -8,7 +8,7 @@ explains the model.
 
 import bisect
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Generic, TypeVar
 
@@ -79,10 +79,15 @@ class RunClock:
         self._segment_min_candidate_us: int | None = None
         self._closed_end_us: int | None = None  # wall end of the last closed segment
         self._closed_end_media = 0  # media position where the last closed segment ended
+        # (arrival, media position) of the latest-arriving packet: nothing it carries
+        # was captured after it arrived
+        self._latest: tuple[int, int] | None = None
 
     def observe(self, arrival_us: int, media_position: int) -> None:
         """Records one video packet's arrival; raises TimestampBreak on a backward step."""
         candidate_us = arrival_us - ticks_to_us(media_position, self._time_base)
+        if self._latest is None or arrival_us >= self._latest[0]:
+            self._latest = (arrival_us, media_position)
         if (
             self._segment_min_candidate_us is None
             or candidate_us < self._segment_min_candidate_us
@@ -93,12 +98,19 @@ class RunClock:
                 self._anchor_us = candidate_us
             return
 
-        # a packet arriving long before its assigned capture time: the server clock went back
+        # a packet arriving long before its assigned capture time: the server clock went
+        # back, or (the server clock unmoved) the camera's media clock runs fast
         assigned_us = self.wall_at(media_position)
         if arrival_us < assigned_us - self._step_limit_us:
+            early_us = assigned_us - arrival_us
+            if self._offset_moved_us() > self._step_limit_us // 2:
+                raise TimestampBreak(
+                    "clock-step", f"packet arrived {early_us} us before capture"
+                )
             raise TimestampBreak(
-                "clock-step",
-                f"packet arrived {assigned_us - arrival_us} us before capture",
+                "timestamp-jump",
+                f"the camera's clock runs ahead of real time: a frame arrived "
+                f"{early_us} us before its capture time",
             )
 
     def wall_at(self, media_position: int) -> int:
@@ -126,10 +138,33 @@ class RunClock:
             times = SegmentTimes(start_us, start_us + duration_us, clock_step=False)
         else:
             times = self._slewed(self._closed_end_us, duration_us, media_end)
+        times = self._not_after_arrival(times, media_end)
         self._closed_end_us = times.end_us
         self._closed_end_media = media_end
         self._segment_min_candidate_us = None
         return times
+
+    def _not_after_arrival(self, times: SegmentTimes, media_end: int) -> SegmentTimes:
+        """Caps the end at what the latest packet allows: it was captured before it
+        arrived, and the segment ends at most the rest of its media after it.
+
+        A sane stream never reaches the cap (the anchor is the earliest arrival). A
+        camera clock running fast would otherwise give segments that end in the future,
+        and the next run, anchored on real arrivals, would be pushed later still.
+        """
+        assert self._latest is not None
+        arrival_us, position = self._latest
+        latest_end_us = arrival_us + ticks_to_us(
+            max(0, media_end - position), self._time_base
+        )
+        if times.end_us <= latest_end_us:
+            return times
+        return replace(times, end_us=max(times.start_us + 1, latest_end_us))
+
+    def _offset_moved_us(self) -> int:
+        """How far the server's wall clock moved against the monotonic one since the
+        run started (a step: NTP or an admin setting the clock)."""
+        return abs(self._clock_offset_us() - self._offset_at_start_us)
 
     def _slewed(self, start_us: int, duration_us: int, media_end: int) -> SegmentTimes:
         """The end of a later segment, moved toward the measured anchor by a bounded slew."""
@@ -140,12 +175,11 @@ class RunClock:
         error_us = measured_end_us - (start_us + duration_us)
         bound_us = duration_us * self._max_slew_ppm // 1_000_000
         slew_us = max(-bound_us, min(bound_us, error_us))
-        offset_moved_us = abs(self._clock_offset_us() - self._offset_at_start_us)
         return SegmentTimes(
             start_us,
             start_us + duration_us + slew_us,
             clock_step=abs(error_us) > self._step_limit_us
-            and offset_moved_us > self._step_limit_us // 2,
+            and self._offset_moved_us() > self._step_limit_us // 2,
         )
 
 

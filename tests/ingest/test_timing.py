@@ -143,13 +143,43 @@ def test_run_clock_packets_late_on_overloaded_node_is_not_a_clock_step() -> None
 
 
 def test_run_clock_server_clock_steps_back_raises_clock_step() -> None:
-    clock = RunClock(TB)
+    offset_us = [0]
+    clock = RunClock(TB, clock_offset_us=lambda: offset_us[0])
     arrival = ArrivalModel()
     clock.close_segment(feed_segment(clock, 0, 125, arrival))
 
+    offset_us[0] = -60_000_000  # wall time moved back against the monotonic clock
     with pytest.raises(TimestampBreak) as caught:
         clock.observe(arrival(130, 130 * FRAME) - 60_000_000, 130 * FRAME)
     assert caught.value.reason == "clock-step"
+
+
+def test_run_clock_camera_clock_running_fast_is_a_timestamp_jump() -> None:
+    clock = RunClock(TB, clock_offset_us=lambda: 0)  # the server clock never moves
+
+    def fast(index: int, media: int) -> int:
+        return T0_US + media * 1_000_000 // SECOND // 3  # media time runs 3x real time
+
+    with pytest.raises(TimestampBreak) as caught:
+        clock.close_segment(feed_segment(clock, 0, 125, fast))
+        feed_segment(clock, 125, 125, fast)
+
+    assert caught.value.reason == "timestamp-jump"
+    assert "camera's clock runs ahead" in str(caught.value)
+
+
+def test_run_clock_camera_clock_running_fast_segment_never_ends_after_arrival() -> None:
+    clock = RunClock(TB, clock_offset_us=lambda: 0)
+
+    def fast(index: int, media: int) -> int:
+        return T0_US + media * 1_000_000 // SECOND // 3
+
+    end = feed_segment(clock, 0, 125, fast)  # 5 s of media that arrived within 1.67 s
+    times = clock.close_segment(end)
+
+    last_arrival_us = fast(124, 124 * FRAME)
+    assert times.end_us <= last_arrival_us + 40_000  # plus the last frame's own length
+    assert times.end_us > times.start_us
 
 
 def test_run_clock_wall_at_before_first_close_uses_anchor() -> None:
