@@ -39,6 +39,7 @@ from nvr.ingest.native_tracks import (
 )
 from nvr.ingest.timing import TimestampBreak
 from nvr.log import fields
+from nvr.rtsp.connection import RtspConnection
 from nvr.rtsp.rtp import AacDepacketizer, AccessUnit, H264Depacketizer, H265Depacketizer
 from nvr.rtsp.sdp import MediaDescription
 from nvr.rtsp.session import RtspSession, Track, parse_target
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 WATCH_S = 1.0
 """How often a run is checked for a stall, a stop request or a storage failure."""
+WATCH_US = round(WATCH_S * US_PER_S)
 STATE_INTERVAL_US = 5 * US_PER_S
 """A CameraState is sent at least this often while recording."""
 
@@ -199,9 +201,8 @@ class NativeCameraRecorder:
         probe = _Probe()
         self._wire(session, run, probe)
         log.info("run started %s", fields(camera=self._camera.id, run=run_id))
-        self._set_state(status=CameraStatus.RECORDING, last_error=None)
 
-        reason, error = await self._watch(session, probe)
+        reason, error = await self._watch(session, run, probe)
         try:
             if not storage_failed:
                 run.finish()
@@ -267,12 +268,16 @@ class NativeCameraRecorder:
     def _wire(self, session: RtspSession, run: NativeRun, probe: "_Probe") -> None:
         """Connects the depacketizers to the connection's channels and to the run."""
         assert session.video is not None and session.connection is not None
+        connection = session.connection
 
         def on_video(unit: AccessUnit) -> None:
             probe.frames += 1
             probe.bytes += unit.size
-            probe.last_video_us = monotonic_us()
+            pictures = run.pictures
             run.video_unit(unit, wall_now_us())
+            if run.pictures != pictures:  # SEI or parameter sets alone are not video
+                probe.last_video_us = monotonic_us()
+                probe.mark(connection)
 
         video_class = (
             H264Depacketizer
@@ -297,14 +302,18 @@ class NativeCameraRecorder:
             session.connection.channels[session.audio.channel] = audio.packet
 
     async def _watch(
-        self, session: RtspSession, probe: "_Probe"
+        self, session: RtspSession, run: NativeRun, probe: "_Probe"
     ) -> tuple[str, str | None]:
-        """Waits for the run to end; returns (reason, error)."""
+        """Waits for the run to end; returns (reason, error).
+
+        The camera counts as recording from the run's first keyframe on, not from PLAY:
+        a stream that never delivers a picture nvr can store is not shown as recording.
+        """
         connection = session.connection
         assert connection is not None
         stall_us = round(self._recording.stall_seconds * US_PER_S)
         probe.last_video_us = monotonic_us()
-        junk_at_start = connection.junk_bytes
+        probe.mark(connection)
         while True:
             try:
                 async with asyncio.timeout(WATCH_S):
@@ -314,17 +323,50 @@ class NativeCameraRecorder:
                 pass
             if self._stop.is_set():
                 return "stopped", None
+            if run.pictures and self._state.status != CameraStatus.RECORDING:
+                self._set_state(status=CameraStatus.RECORDING, last_error=None)
+            if probe.quiet is None and monotonic_us() - probe.last_video_us >= WATCH_US:
+                probe.quiet = (connection.unrouted, probe.video_packets())
             self._report(probe)
             if monotonic_us() - probe.last_video_us >= stall_us:
-                junk = connection.junk_bytes - junk_at_start
-                malformed = sum(d.stats.malformed for d in probe.depacketizers)
-                if junk or malformed:
-                    return "stalled", (
-                        f"no valid video for {self._recording.stall_seconds:g} s: the "
-                        f"camera sends data that is not RTP ({junk} bytes skipped, "
-                        f"{malformed} malformed packets)"
-                    )
-                return "stalled", f"no packet for {self._recording.stall_seconds:g} s"
+                return "stalled", self._stall_error(connection, run, probe)
+
+    def _stall_error(
+        self, connection: RtspConnection, run: NativeRun, probe: "_Probe"
+    ) -> str:
+        """Why no picture came for the stall limit, as precisely as the counters tell.
+
+        What arrived is counted from a quiet baseline, taken a whole watch period after
+        the last picture, so the tail of the last frame and the audio that trails it are
+        not taken for a stream that flows without pictures.
+        """
+        limit = f"{self._recording.stall_seconds:g} s"
+        junk = connection.junk_bytes - probe.marked[1]
+        malformed = sum(d.stats.malformed for d in probe.depacketizers)
+        if junk or malformed:
+            return (
+                f"no valid video for {limit}: the camera sends data that is not RTP "
+                f"({junk} bytes skipped, {malformed} malformed packets)"
+            )
+        if run.pictures == 0 and run.skipped_before_keyframe:
+            return (
+                f"no keyframe for {limit} ({run.skipped_before_keyframe} pictures "
+                "before any keyframe skipped)"
+            )
+        if probe.quiet is not None:
+            unrouted = connection.unrouted - probe.quiet[0]
+            video = probe.video_packets() - probe.quiet[1]
+            if video:
+                return (
+                    f"no video picture for {limit} ({video} video packets arrived, "
+                    "none completing a picture)"
+                )
+            if unrouted:
+                return (
+                    f"no video for {limit}: the camera sends RTP on channels it was "
+                    f"not asked for ({unrouted} packets)"
+                )
+        return f"no packet for {limit}"
 
     def _report(self, probe: "_Probe") -> None:
         """Updates counters; sends a CameraState every STATE_INTERVAL_US."""
@@ -373,9 +415,21 @@ class _Probe:
         self.frames = 0
         self.bytes = 0
         self.last_video_us = 0
+        # the connection's (frames, junk bytes, unrouted frames) at the last picture
+        self.marked = (0, 0, 0)
+        # (unrouted frames, video packets) a watch period after the last picture
+        self.quiet: tuple[int, int] | None = None
         self.depacketizers: list[
             H264Depacketizer | H265Depacketizer | AacDepacketizer
         ] = []
+
+    def mark(self, connection: RtspConnection) -> None:
+        """A picture arrived: counters restart from here."""
+        self.marked = (connection.frames, connection.junk_bytes, connection.unrouted)
+        self.quiet = None
+
+    def video_packets(self) -> int:
+        return self.depacketizers[0].stats.packets if self.depacketizers else 0
 
 
 def _reason(ended: NvrError) -> tuple[str, str | None]:

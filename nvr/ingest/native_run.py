@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from nvr.errors import CameraProtocolError
 from nvr.ingest.native_io import SegmentSink
 from nvr.ingest.native_tracks import (
     AAC_FRAME_SAMPLES,
@@ -43,6 +44,7 @@ from nvr.mp4.write import (
 from nvr.rtsp.rtp import AccessUnit
 from nvr.segmenter.files import partial_path
 from nvr.segmenter.finalize import SegmentIdentity, TrackFacts
+from nvr.timeutil import US_PER_S, monotonic_us
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,13 @@ FRAGMENT_MAX_S = 10
 FRAGMENT_MAX_BYTES = 16 << 20
 """A GOP longer than this is written as several fragments, so memory stays bounded and
 a crash loses at most this much of a camera with very long keyframe intervals."""
+MAX_CARRY_BYTES = 1 << 20
+"""Parameter sets and SEI waiting for their picture; a camera sending more than this
+without a picture is broken, and holding it all would grow the worker without bound."""
+MEDIA_LAG_LIMIT_US = 20 * US_PER_S
+"""Video RTP time this far behind real time (monotonic) since the run began means the
+camera's timestamps stopped advancing (stuck, or oscillating): the run ends, so that no
+segment grows forever without reaching its cut."""
 _CUT_TOLERANCE = Fraction(1, 100)  # seconds; RTP times jitter by a tick or two
 
 
@@ -138,8 +147,10 @@ class NativeRun:
         audio: AudioSetup | None,
         sync: AudioSync | None,
         sink: SegmentSink,
+        monotonic: Callable[[], int] = monotonic_us,
     ) -> None:
         self._root = root
+        self._monotonic = monotonic
         self._camera_id, self._run_id = identity
         self._segment_seconds = segment_seconds
         self._codec = codec  # "h264" or "hevc"
@@ -157,8 +168,10 @@ class NativeRun:
         self._carry_size = 0
         self._origin: int | None = None  # RTP time of the first keyframe
         self._origin_arrival_us = 0
+        self._origin_monotonic_us = 0
         self._inband: tuple[bytes, ...] = ()
         self._last_pts: int | None = None
+        self._max_pts = 0
         self._gop: list[_Frame] = []
         self._gop_size = 0
         self._delay = 0  # largest reordering seen: pts minus decode time
@@ -174,16 +187,21 @@ class NativeRun:
         self.segments_closed = 0
         self.last_end_us: int | None = None
         self.skipped_before_keyframe = 0
+        self.pictures = 0  # pictures taken into the run (from its first keyframe on)
 
     # input
 
     def video_unit(self, unit: AccessUnit, arrival_us: int) -> None:
         """Takes one video access unit; raises TimestampBreak when the run must end."""
         if not any(is_vcl(nal, self._codec) for nal in unit.data[1::2]):
-            self._carry.extend(
-                unit.data
-            )  # parameter sets sent apart from their picture
+            # parameter sets or SEI sent apart from their picture
+            self._carry.extend(unit.data)
             self._carry_size += unit.size
+            if self._carry_size > MAX_CARRY_BYTES:
+                raise CameraProtocolError(
+                    f"the camera sent {self._carry_size} bytes of parameter sets and "
+                    "SEI without a picture"
+                )
             return
         if self._carry:
             unit.data[:0] = self._carry
@@ -195,7 +213,12 @@ class NativeRun:
                 return
             self._start(unit, arrival_us)
         assert self._origin is not None and self._video is not None
+        self.pictures += 1
         pts = unit.rtp_time - self._origin
+        self._check_lag(pts)
+        if self._gop and self._gop[-1].pts == pts:
+            self._same_picture(self._gop[-1], unit)
+            return
         self._check_jump(pts)
         if unit.keyframe:
             if self._gop:
@@ -248,6 +271,36 @@ class NativeRun:
         )
         self._origin = unit.rtp_time
         self._origin_arrival_us = arrival_us
+        self._origin_monotonic_us = self._monotonic()
+
+    def _same_picture(self, frame: _Frame, unit: AccessUnit) -> None:
+        """A unit with the previous one's RTP time is more of the same picture (a camera
+        that sets the marker bit after each slice): its NAL units join that frame.
+
+        A camera whose clock stopped sends every frame with one time: they would merge
+        into one ever-growing frame, so past a fragment's size the run ends.
+        """
+        frame.data.extend(unit.data)
+        frame.size += unit.size
+        frame.keyframe = frame.keyframe or unit.keyframe
+        self._gop_size += unit.size
+        if frame.size > FRAGMENT_MAX_BYTES:
+            raise TimestampBreak(
+                "timestamp-jump",
+                f"video RTP time stopped advancing ({frame.size} bytes share one time)",
+            )
+
+    def _check_lag(self, pts: int) -> None:
+        """Ends the run when video RTP time has fallen far behind real time."""
+        self._max_pts = max(self._max_pts, pts)
+        elapsed_us = self._monotonic() - self._origin_monotonic_us
+        lag_us = elapsed_us - self._max_pts * US_PER_S // self._timescale
+        if lag_us > MEDIA_LAG_LIMIT_US:
+            raise TimestampBreak(
+                "timestamp-jump",
+                f"video RTP time fell {lag_us // US_PER_S} s behind real time "
+                "(the camera's timestamps stopped advancing)",
+            )
 
     def _check_jump(self, pts: int) -> None:
         last = self._last_pts

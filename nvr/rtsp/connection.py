@@ -49,6 +49,7 @@ class RtspConnection(asyncio.Protocol):
         self.received_bytes = 0
         self.junk_bytes = 0  # skipped because they were neither frame nor message
         self.frames = 0
+        self.unrouted = 0  # frames on a channel nobody set up
         self._synced = True  # False after junk: the next frame must look like RTP
 
     # asyncio.Protocol
@@ -152,6 +153,8 @@ class RtspConnection(asyncio.Protocol):
                 handler = channels.get(buf[pos + 1])
                 if handler is not None:
                     handler(buf, pos + 4, end)
+                else:
+                    self.unrouted += 1
                 self.frames += 1
                 pos = end
                 continue

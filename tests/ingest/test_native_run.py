@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import uvloop
 
-from nvr.errors import StorageError
+from nvr.errors import CameraProtocolError, StorageError
 from nvr.ingest import native_run
 from nvr.ingest.events import Event, SegmentClosed
 from nvr.ingest.native_io import IoThread, SegmentSink
@@ -221,10 +221,13 @@ class Recording:
             audio,
             AudioSync(pair, 90000, SAMPLE_RATE),
             self.sink,
+            monotonic=lambda: self.now_us,
         )
+        self.now_us = T0_US  # the run's monotonic clock: real time as the feed says
 
     def feed(self, schedule: list[Arrival]) -> None:
         for arrival in schedule:
+            self.now_us = arrival.arrival_us
             if isinstance(arrival.sample, VideoSample):
                 unit = video_unit(arrival.sample, self.clip.codec, in_band=self.in_band)
                 self.run.video_unit(unit, arrival.arrival_us)
@@ -694,3 +697,55 @@ async def test_native_run_gop_split_into_fragments_keeps_decode_order(
     assert all(a.dts < b.dts for a, b in itertools.pairwise(packets))
     assert len(played.leads()) == 1
     assert played.media.digests == clip.digests
+
+
+# cameras whose timestamps or payloads misbehave
+
+
+@pytest.mark.parametrize("pattern", ["stuck", "oscillating", "creeping-back"])
+async def test_native_run_rtp_time_not_advancing_ends_run_before_real_time_runs_far(
+    pattern: str, clips: ClipCache, tmp_path: Path, io_thread: IoThread
+) -> None:
+    clip = clip_of(clips, "h264", False)
+    recording = Recording(tmp_path, io_thread, clip, 10)
+    recording.feed(arrivals(clip, frames=GOP_FRAMES))
+    last = clip.video[GOP_FRAMES - 1]
+    times = {
+        "stuck": lambda i: last.pts,
+        "oscillating": lambda i: last.pts + (i % 2) * FRAME_TICKS,
+        "creeping-back": lambda i: last.pts - i * 10,  # well within B-frame reordering
+    }[pattern]
+
+    with pytest.raises(TimestampBreak) as broken:
+        for index in range(1, 60 * 25):  # up to a minute of frames at 25 fps
+            sample = clip.video[GOP_FRAMES + index % GOP_FRAMES]
+            recording.now_us = video_arrival_us(last) + index * FRAME_US
+            unit = video_unit(sample, "h264", rtp_time=VIDEO_RTP0 + times(index))
+            unit.keyframe = False
+            recording.run.video_unit(unit, recording.now_us)
+    lasted_s = (recording.now_us - video_arrival_us(last)) / 1_000_000
+    closed = await recording.finish()
+
+    assert broken.value.reason == "timestamp-jump"
+    assert lasted_s <= native_run.MEDIA_LAG_LIMIT_US / 1_000_000 + 2
+    assert all(e.media_duration <= 11 * 90000 for e in closed)  # no giant segment
+    assert recording.partials() == []
+
+
+async def test_native_run_sei_without_pictures_refused_past_a_bound(
+    clips: ClipCache, tmp_path: Path, io_thread: IoThread
+) -> None:
+    clip = clip_of(clips, "h264", False)
+    recording = Recording(tmp_path, io_thread, clip, 10)
+    recording.feed(arrivals(clip, frames=GOP_FRAMES))
+    sei = bytes([6]) + bytes(9_999)  # an SEI NAL unit (H.264 type 6) of 10 kB
+    held = 0
+
+    with pytest.raises(CameraProtocolError, match="without a picture"):
+        for _ in range(1000):
+            recording.run.video_unit(
+                AccessUnit(VIDEO_RTP0, length_prefixed((sei,)), 10_004, False), T0_US
+            )
+            held += 10_004
+
+    assert held <= native_run.MAX_CARRY_BYTES
