@@ -39,7 +39,7 @@ from nvr.ingest.native_tracks import (
 )
 from nvr.ingest.timing import TimestampBreak
 from nvr.log import fields
-from nvr.rtsp.connection import RtspConnection
+from nvr.rtsp.connection import FrameHandler, RtspConnection
 from nvr.rtsp.rtp import AacDepacketizer, AccessUnit, H264Depacketizer, H265Depacketizer
 from nvr.rtsp.sdp import MediaDescription
 from nvr.rtsp.session import RtspSession, Track, parse_target
@@ -299,7 +299,18 @@ class NativeCameraRecorder:
 
             audio = AacDepacketizer(on_audio, setup.size_bits, setup.index_bits)
             probe.depacketizers.append(audio)
-            session.connection.channels[session.audio.channel] = audio.packet
+            channels = session.connection.channels
+            if session.audio.channel == session.video.channel:
+                # a camera that granted both tracks one channel: tell them apart by
+                # their RTP payload types, as the SDP numbers them
+                channels[session.video.channel] = _by_payload_type(
+                    {
+                        session.video.media.payload_type: video.packet,
+                        session.audio.media.payload_type: audio.packet,
+                    }
+                )
+            else:
+                channels[session.audio.channel] = audio.packet
 
     async def _watch(
         self, session: RtspSession, run: NativeRun, probe: "_Probe"
@@ -430,6 +441,18 @@ class _Probe:
 
     def video_packets(self) -> int:
         return self.depacketizers[0].stats.packets if self.depacketizers else 0
+
+
+def _by_payload_type(routes: dict[int, FrameHandler]) -> FrameHandler:
+    """One channel's RTP packets sent to the handler of their payload type."""
+
+    def route(buf: bytes | bytearray, start: int, end: int) -> None:
+        if end - start >= 2:
+            handler = routes.get(buf[start + 1] & 0x7F)
+            if handler is not None:
+                handler(buf, start, end)
+
+    return route
 
 
 def _reason(ended: NvrError) -> tuple[str, str | None]:

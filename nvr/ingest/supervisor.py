@@ -25,7 +25,7 @@ from nvr.ingest.events import CameraState, CameraStatus, Event, RunEnded, Segmen
 from nvr.ingest.reconcile import recover_camera
 from nvr.ingest.worker import STOP, worker_main
 from nvr.log import fields
-from nvr.timeutil import format_rfc3339
+from nvr.timeutil import format_rfc3339, wall_now_us
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +55,22 @@ class Worker:
     camera_ids: list[str] = field(default_factory=list)
 
 
-def index_segment(index: Any, event: SegmentClosed) -> tuple[int, int]:
+FUTURE_TOLERANCE_US = 1_000_000
+"""How far past the moment it is indexed a closed segment may end: the last frame's
+own duration and clock granularity, nothing more."""
+
+
+def index_segment(
+    index: Any, event: SegmentClosed, now_us: int | None = None
+) -> tuple[int, int]:
     """Indexes a segment, moved later if it would start before the camera's last one ended.
 
     A server clock stepped backwards, or a recovered partial whose provisional start was
-    early, would otherwise overlap its predecessor and be refused. Returns the segment id
-    and the shift applied in microseconds. Blocking (runs on the index thread).
+    early, would otherwise overlap its predecessor and be refused. A closed segment
+    cannot end after the moment it is indexed: an end further ahead (a camera whose
+    clock runs fast, shifted onto its predecessor run after run) is cut back to now, so
+    the timeline never drifts into the future. Returns the segment id and the shift
+    applied in microseconds. Blocking (runs on the index thread).
     """
     last = index.last_segment(event.camera_id)
     shift_us = 0
@@ -69,6 +79,17 @@ def index_segment(index: Any, event: SegmentClosed) -> tuple[int, int]:
         event = replace(
             event, start_us=event.start_us + shift_us, end_us=event.end_us + shift_us
         )
+    latest_end_us = (wall_now_us() if now_us is None else now_us) + FUTURE_TOLERANCE_US
+    if event.end_us > latest_end_us:
+        log.warning(
+            "segment ends in the future; end moved back to now %s",
+            fields(
+                camera=event.camera_id,
+                path=event.path,
+                ahead_us=event.end_us - latest_end_us,
+            ),
+        )
+        event = replace(event, end_us=max(event.start_us + 1, latest_end_us))
     return int(index.add_segment(event)), shift_us
 
 
@@ -130,6 +151,9 @@ class Supervisor:
         self._monitor: asyncio.Task[None] | None = None
         self._stopping = False
         self._paused = False  # retention (issue 4): disk full of held recordings
+        # the latest wall time read: "now" for index_segment that a server clock stepped
+        # back does not move back (segments closed before the step keep their ends)
+        self._wall_high_us = 0
         self.pause_reason: str | None = None
         self._pending: set[asyncio.Task[None]] = set()
         # one lock per camera keeps its index writes in arrival order across retries
@@ -357,7 +381,10 @@ class Supervisor:
                 event.reason,
             )
             return
-        segment_id, shift_us = await self._index_call(index_segment, self._index, event)
+        self._wall_high_us = max(self._wall_high_us, wall_now_us())
+        segment_id, shift_us = await self._index_call(
+            index_segment, self._index, event, self._wall_high_us
+        )
         if self.on_segment_indexed is not None:
             self.on_segment_indexed(event)
         if shift_us:

@@ -77,6 +77,7 @@ class RunClock:
             None  # wall instant of media position 0 (first segment)
         )
         self._segment_min_candidate_us: int | None = None
+        self._first_candidate_us: int | None = None
         self._closed_end_us: int | None = None  # wall end of the last closed segment
         self._closed_end_media = 0  # media position where the last closed segment ended
         # (arrival, media position) of the latest-arriving packet: nothing it carries
@@ -94,24 +95,33 @@ class RunClock:
         ):
             self._segment_min_candidate_us = candidate_us
         if self._closed_end_us is None:
+            # the anchor may drop by the connect burst (about a second), not by more
+            if self._first_candidate_us is None:
+                self._first_candidate_us = candidate_us
+            elif candidate_us < self._first_candidate_us - self._step_limit_us:
+                self._arrived_early(self._first_candidate_us - candidate_us)
             if self._anchor_us is None or candidate_us < self._anchor_us:
                 self._anchor_us = candidate_us
             return
 
-        # a packet arriving long before its assigned capture time: the server clock went
-        # back, or (the server clock unmoved) the camera's media clock runs fast
+        # a packet arriving long before its assigned capture time
         assigned_us = self.wall_at(media_position)
         if arrival_us < assigned_us - self._step_limit_us:
-            early_us = assigned_us - arrival_us
-            if self._offset_moved_us() > self._step_limit_us // 2:
-                raise TimestampBreak(
-                    "clock-step", f"packet arrived {early_us} us before capture"
-                )
+            self._arrived_early(assigned_us - arrival_us)
+
+    def _arrived_early(self, early_us: int) -> None:
+        """Ends the run: a frame arrived ``early_us`` before its capture time. The
+        server clock went back, or (the server clock unmoved) the camera's media clock
+        runs ahead of real time."""
+        if self._offset_moved_us() > self._step_limit_us // 2:
             raise TimestampBreak(
-                "timestamp-jump",
-                f"the camera's clock runs ahead of real time: a frame arrived "
-                f"{early_us} us before its capture time",
+                "clock-step", f"packet arrived {early_us} us before capture"
             )
+        raise TimestampBreak(
+            "timestamp-jump",
+            f"the camera's clock runs ahead of real time: a frame arrived "
+            f"{early_us} us before its capture time",
+        )
 
     def wall_at(self, media_position: int) -> int:
         """The provisional wall instant of a media position (for names and status)."""

@@ -172,9 +172,9 @@ def test_run_clock_camera_clock_running_fast_segment_never_ends_after_arrival() 
     clock = RunClock(TB, clock_offset_us=lambda: 0)
 
     def fast(index: int, media: int) -> int:
-        return T0_US + media * 1_000_000 // SECOND // 3
+        return T0_US + media * 1_000_000 // SECOND * 2 // 3  # 1.5x real time
 
-    end = feed_segment(clock, 0, 125, fast)  # 5 s of media that arrived within 1.67 s
+    end = feed_segment(clock, 0, 125, fast)  # 5 s of media that arrived within 3.33 s
     times = clock.close_segment(end)
 
     last_arrival_us = fast(124, 124 * FRAME)
