@@ -9,10 +9,10 @@ go in with bulk inserts (``executemany`` on SQLite, ``COPY`` on PostgreSQL).
 
 Reported per backend: load time, p50/p99 of the API's 1 h recordings query (segments and
 gaps overlapping one hour of one random camera, through ``nvr.index.Index``), and one
-day's retention sweep: the real sweeper (``nvr.retention.sweeper.sweep``: one transaction
-per segment, deletion log, audit) timed over ``--sweep-sample`` segments and projected to
-the day, plus one set-based ``DELETE`` of the whole day as the floor a batched sweep
-could reach. PostgreSQL runs in a fresh database on 127.0.0.1:5432, dropped afterwards.
+day's retention sweep: the real sweeper (``nvr.retention.sweeper.sweep``: batches of
+segments marked, unlinked and removed with their deletion log and audit rows) timed
+over ``--sweep-sample`` segments and projected to the day, plus one set-based
+``DELETE`` of the whole day (no files, no log) as the floor. PostgreSQL runs in a fresh database on 127.0.0.1:5432, dropped afterwards.
 """
 
 import argparse
