@@ -12,7 +12,8 @@ gaps overlapping one hour of one random camera, through ``nvr.index.Index``), an
 day's retention sweep: the real sweeper (``nvr.retention.sweeper.sweep``: batches of
 segments marked, unlinked and removed with their deletion log and audit rows) timed
 over ``--sweep-sample`` segments and projected to the day, plus one set-based
-``DELETE`` of the whole day (no files, no log) as the floor. PostgreSQL runs in a fresh database on 127.0.0.1:5432, dropped afterwards.
+``DELETE`` of the whole day (no files, no log) as the floor. PostgreSQL runs in a
+fresh database on 127.0.0.1:5432, dropped afterwards.
 """
 
 import argparse
