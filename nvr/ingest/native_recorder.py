@@ -10,7 +10,6 @@ second and reports the camera's state.
 
 import asyncio
 import logging
-import random
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -26,6 +25,7 @@ from nvr.errors import (
     StreamUnsupported,
 )
 from nvr.ingest.events import CameraState, CameraStatus, Event, RunEnded
+from nvr.ingest.lifecycle import backoff_s, changed_state
 from nvr.ingest.native_io import IoThread, SegmentSink
 from nvr.ingest.native_run import AudioSync, NativeRun
 from nvr.ingest.native_tracks import (
@@ -105,12 +105,7 @@ class NativeCameraRecorder:
         log.info("recorder stopped %s", fields(camera=self._camera.id))
 
     def _backoff_s(self) -> float:
-        """Capped exponential backoff with full jitter (uniform from 0 to the cap)."""
-        initial = self._recording.backoff_initial_seconds
-        cap = min(
-            self._recording.backoff_max_seconds, initial * 2 ** min(self._failures, 30)
-        )
-        return random.uniform(0, cap)
+        return backoff_s(self._recording, self._failures)
 
     async def _attempt(self) -> bool:
         """One connect and run; True when the run was healthy (it closed a segment)."""
@@ -404,19 +399,7 @@ class NativeCameraRecorder:
 
     def _set_state(self, **changes: object) -> None:
         """Applies changes to the camera state and emits it (one log line per change)."""
-        new = replace(self._state, **changes)  # type: ignore[arg-type]
-        status_changed = new.status != self._state.status
-        self._state = new
-        self._emit(new)
-        if status_changed:
-            log.info(
-                "camera state %s",
-                fields(
-                    camera=new.camera_id,
-                    status=new.status.value,
-                    error=new.last_error or "-",
-                ),
-            )
+        self._state = changed_state(self._state, self._emit, **changes)
 
 
 class _Probe:

@@ -8,7 +8,6 @@ stop request or a stall is noticed within about a second even when no packet arr
 """
 
 import logging
-import random
 import threading
 import uuid
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from nvr.errors import (
     StreamUnsupported,
 )
 from nvr.ingest.events import CameraState, CameraStatus, Event, RunEnded
+from nvr.ingest.lifecycle import backoff_s, changed_state
 from nvr.ingest.run import RunSegmenter, RunTracks
 from nvr.ingest.timing import TimestampBreak
 from nvr.log import fields, redact_text
@@ -155,12 +155,7 @@ class CameraRecorder:
         log.info("recorder stopped %s", fields(camera=self._camera.id))
 
     def _backoff_s(self) -> float:
-        """Capped exponential backoff with full jitter (uniform from 0 to the cap)."""
-        initial = self._recording.backoff_initial_seconds
-        cap = min(
-            self._recording.backoff_max_seconds, initial * 2 ** min(self._failures, 30)
-        )
-        return random.uniform(0, cap)
+        return backoff_s(self._recording, self._failures)
 
     def _attempt(self) -> bool:
         """One connect and run; True when the run was healthy (it closed a segment)."""
@@ -350,16 +345,4 @@ class CameraRecorder:
 
     def _set_state(self, **changes: object) -> None:
         """Applies changes to the camera state and emits it (one log line per change)."""
-        new = replace(self._state, **changes)  # type: ignore[arg-type]
-        status_changed = new.status != self._state.status
-        self._state = new
-        self._emit(new)
-        if status_changed:
-            log.info(
-                "camera state %s",
-                fields(
-                    camera=new.camera_id,
-                    status=new.status.value,
-                    error=new.last_error or "-",
-                ),
-            )
+        self._state = changed_state(self._state, self._emit, **changes)
