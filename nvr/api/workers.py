@@ -65,6 +65,8 @@ class LoadMeter:
         now_s = time.monotonic()
         previous = self._last.get(pid)
         if previous is None:
+            # Note: psutil gives the process start as a wall instant only, so this
+            # first reading is a wall difference; later ones use the monotonic clock
             elapsed_s = max(1e-3, time.time() - started_s)
             used_s = cpu_s
         else:

@@ -17,8 +17,7 @@ from typing import Any
 
 from nvr.errors import StorageError
 from nvr.ingest.events import Event
-from nvr.log import fields
-from nvr.segmenter.finalize import SegmentIdentity, TrackFacts
+from nvr.segmenter.finalize import SegmentIdentity, TrackFacts, log_closed
 from nvr.segmenter.fragment_file import FragmentFile
 
 log = logging.getLogger(__name__)
@@ -132,16 +131,5 @@ class SegmentSink:
         assert self._file is not None
         file, self._file = self._file, None
         closed = file.close(root, identity, facts, times, media, keyframes)
-        log.info(
-            "segment closed %s",
-            fields(
-                camera=closed.camera_id,
-                segment=closed.path,
-                run=closed.run_id,
-                seq=closed.seq,
-                bytes=closed.bytes,
-                media_duration=closed.media_duration,
-                timescale=closed.timescale,
-            ),
-        )
+        log_closed(closed)
         self._emit(closed)

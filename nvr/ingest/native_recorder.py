@@ -22,10 +22,9 @@ from nvr.errors import (
     CameraUnreachable,
     NvrError,
     StorageError,
-    StreamUnsupported,
 )
-from nvr.ingest.events import CameraState, CameraStatus, Event, RunEnded
-from nvr.ingest.lifecycle import backoff_s, changed_state
+from nvr.ingest.events import CameraStatus, Event, RunEnded
+from nvr.ingest.lifecycle import CameraLifecycle
 from nvr.ingest.native_io import IoThread, SegmentSink
 from nvr.ingest.native_run import AudioSync, NativeRun
 from nvr.ingest.native_tracks import (
@@ -73,8 +72,7 @@ class NativeCameraRecorder:
         self._emit = emit
         self._io = io
         self._stop = stop
-        self._state = CameraState(camera.id, CameraStatus.CONNECTING)
-        self._failures = 0
+        self._life = CameraLifecycle(camera.id, recording, emit)
         self._warned_audio = False
         self._counted = (0, 0)  # (frames, bytes) of earlier runs
         self._window = (monotonic_us(), 0)  # (since, bytes) for the bitrate
@@ -92,26 +90,19 @@ class NativeCameraRecorder:
                 healthy = False
             if self._stop.is_set():
                 break
-            self._failures = 0 if healthy else self._failures + 1
-            self._set_state(
-                status=CameraStatus.RECONNECTING, reconnects=self._state.reconnects + 1
-            )
             try:
-                async with asyncio.timeout(self._backoff_s()):
+                async with asyncio.timeout(self._life.reconnecting(healthy)):
                     await self._stop.wait()
             except TimeoutError:
                 pass
-        self._set_state(status=CameraStatus.STOPPED)
+        self._life.set(status=CameraStatus.STOPPED)
         log.info("recorder stopped %s", fields(camera=self._camera.id))
-
-    def _backoff_s(self) -> float:
-        return backoff_s(self._recording, self._failures)
 
     async def _attempt(self) -> bool:
         """One connect and run; True when the run was healthy (it closed a segment)."""
         await self._recover_abandoned()
-        if self._state.status != CameraStatus.RECONNECTING:
-            self._set_state(status=CameraStatus.CONNECTING)
+        if self._life.state.status != CameraStatus.RECONNECTING:
+            self._life.set(status=CameraStatus.CONNECTING)
         log.info("connecting %s", fields(camera=self._camera.id))
         session = RtspSession(
             parse_target(self._camera.url), self._recording.connect_timeout_seconds
@@ -126,16 +117,8 @@ class NativeCameraRecorder:
                 session.close()
                 return False
             opening.result()
-        except StreamUnsupported as exc:
-            self._failures = 64  # retrying soon cannot help: wait the longest backoff
-            self._set_state(status=CameraStatus.FAILED, last_error=str(exc))
-            log.error(
-                "stream unsupported %s", fields(camera=self._camera.id, error=exc)
-            )
-            return False
         except CameraError as exc:
-            self._set_state(last_error=str(exc))
-            log.warning("connect failed %s", fields(camera=self._camera.id, error=exc))
+            self._life.connect_failed(exc)
             return False
         try:
             return await self._record(session)
@@ -225,7 +208,7 @@ class NativeCameraRecorder:
             ),
         )
         if error is not None:
-            self._set_state(last_error=error)
+            self._life.set(last_error=error)
         return run.segments_closed > 0
 
     def _make_run(
@@ -329,8 +312,8 @@ class NativeCameraRecorder:
                 pass
             if self._stop.is_set():
                 return "stopped", None
-            if run.pictures and self._state.status != CameraStatus.RECORDING:
-                self._set_state(status=CameraStatus.RECORDING, last_error=None)
+            if run.pictures and self._life.state.status != CameraStatus.RECORDING:
+                self._life.set(status=CameraStatus.RECORDING, last_error=None)
             if probe.quiet is None and monotonic_us() - probe.last_video_us >= WATCH_US:
                 probe.quiet = (connection.unrouted, probe.video_packets())
             self._report(probe)
@@ -379,7 +362,7 @@ class NativeCameraRecorder:
         now_us = monotonic_us()
         since_us, window_bytes = self._window
         frames, total = self._counted[0] + probe.frames, self._counted[1] + probe.bytes
-        last_packet_us = self._state.last_packet_us
+        last_packet_us = self._life.state.last_packet_us
         if probe.frames:
             last_packet_us = wall_now_us() - (now_us - probe.last_video_us)
         changes: dict[str, object] = {
@@ -388,18 +371,14 @@ class NativeCameraRecorder:
             "last_packet_us": last_packet_us,
         }
         if now_us - since_us < STATE_INTERVAL_US:
-            self._state = replace(self._state, **changes)  # type: ignore[arg-type]
+            self._life.state = replace(self._life.state, **changes)  # type: ignore[arg-type]
             return
         changes["bitrate_bps"] = (
             (total - window_bytes) * 8 * US_PER_S // (now_us - since_us)
         )
         self._window = (now_us, total)
-        self._state = replace(self._state, **changes)  # type: ignore[arg-type]
-        self._emit(self._state)
-
-    def _set_state(self, **changes: object) -> None:
-        """Applies changes to the camera state and emits it (one log line per change)."""
-        self._state = changed_state(self._state, self._emit, **changes)
+        self._life.state = replace(self._life.state, **changes)  # type: ignore[arg-type]
+        self._emit(self._life.state)
 
 
 class _Probe:

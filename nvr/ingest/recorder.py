@@ -27,8 +27,8 @@ from nvr.errors import (
     StorageError,
     StreamUnsupported,
 )
-from nvr.ingest.events import CameraState, CameraStatus, Event, RunEnded
-from nvr.ingest.lifecycle import backoff_s, changed_state
+from nvr.ingest.events import CameraStatus, Event, RunEnded
+from nvr.ingest.lifecycle import CameraLifecycle
 from nvr.ingest.run import RunSegmenter, RunTracks
 from nvr.ingest.timing import TimestampBreak
 from nvr.log import fields, redact_text
@@ -136,8 +136,7 @@ class CameraRecorder:
         self._root = storage_root
         self._emit = emit
         self._stop = stop
-        self._state = CameraState(camera.id, CameraStatus.CONNECTING)
-        self._failures = 0
+        self._life = CameraLifecycle(camera.id, recording, emit)
         self._bitrate_window: tuple[int, int] = (monotonic_us(), 0)  # (since, bytes)
 
     def run(self) -> None:
@@ -146,32 +145,17 @@ class CameraRecorder:
             healthy = self._attempt()
             if self._stop.is_set():
                 break
-            self._failures = 0 if healthy else self._failures + 1
-            self._set_state(
-                status=CameraStatus.RECONNECTING, reconnects=self._state.reconnects + 1
-            )
-            self._stop.wait(self._backoff_s())
-        self._set_state(status=CameraStatus.STOPPED)
+            self._stop.wait(self._life.reconnecting(healthy))
+        self._life.set(status=CameraStatus.STOPPED)
         log.info("recorder stopped %s", fields(camera=self._camera.id))
-
-    def _backoff_s(self) -> float:
-        return backoff_s(self._recording, self._failures)
 
     def _attempt(self) -> bool:
         """One connect and run; True when the run was healthy (it closed a segment)."""
         self._recover_abandoned()
         try:
             opened = self._connect()
-        except StreamUnsupported as exc:
-            self._failures = 64  # retrying soon cannot help: wait the longest backoff
-            self._set_state(status=CameraStatus.FAILED, last_error=str(exc))
-            log.error(
-                "stream unsupported %s", fields(camera=self._camera.id, error=exc)
-            )
-            return False
         except CameraError as exc:
-            self._set_state(last_error=str(exc))
-            log.warning("connect failed %s", fields(camera=self._camera.id, error=exc))
+            self._life.connect_failed(exc)
             return False
         if opened is None:
             return False
@@ -201,8 +185,8 @@ class CameraRecorder:
 
     def _connect(self) -> tuple[av.container.InputContainer, RunTracks] | None:
         """Opens the camera's stream (None if stopped meanwhile). Blocking."""
-        if self._state.status != CameraStatus.RECONNECTING:
-            self._set_state(status=CameraStatus.CONNECTING)
+        if self._life.state.status != CameraStatus.RECONNECTING:
+            self._life.set(status=CameraStatus.CONNECTING)
         log.info("connecting %s", fields(camera=self._camera.id))
         stall_us = round(self._recording.stall_seconds * US_PER_S)
         options = {"rtsp_transport": "tcp", "timeout": str(stall_us)}
@@ -256,7 +240,7 @@ class CameraRecorder:
             on_closed,
         )
         log.info("run started %s", fields(camera=self._camera.id, run=run_id))
-        self._set_state(status=CameraStatus.RECORDING, last_error=None)
+        self._life.set(status=CameraStatus.RECORDING, last_error=None)
         reason, error = self._demux(container, tracks, segmenter)
         try:
             segmenter.finish()
@@ -280,7 +264,7 @@ class CameraRecorder:
             ),
         )
         if error is not None:
-            self._set_state(last_error=error)
+            self._life.set(last_error=error)
         return closed_count > 0
 
     def _demux(
@@ -327,7 +311,7 @@ class CameraRecorder:
         now_mono_us = monotonic_us()
         since_us, window_bytes = self._bitrate_window
         window_bytes += size
-        state = self._state
+        state = self._life.state
         changes: dict[str, object] = {
             "packets": state.packets + 1,
             "bytes": state.bytes + size,
@@ -336,13 +320,9 @@ class CameraRecorder:
         elapsed_us = now_mono_us - since_us
         if elapsed_us < STATE_INTERVAL_US:
             self._bitrate_window = (since_us, window_bytes)
-            self._state = replace(state, **changes)  # type: ignore[arg-type]
+            self._life.state = replace(state, **changes)  # type: ignore[arg-type]
             return
         changes["bitrate_bps"] = window_bytes * 8 * US_PER_S // elapsed_us
         self._bitrate_window = (now_mono_us, 0)
-        self._state = replace(state, **changes)  # type: ignore[arg-type]
-        self._emit(self._state)
-
-    def _set_state(self, **changes: object) -> None:
-        """Applies changes to the camera state and emits it (one log line per change)."""
-        self._state = changed_state(self._state, self._emit, **changes)
+        self._life.state = replace(state, **changes)  # type: ignore[arg-type]
+        self._emit(self._life.state)

@@ -13,14 +13,18 @@ The procedure, in order (a crash between steps leaves a state recovery handles):
 Blocking throughout; callers on an event loop use a thread.
 """
 
+import logging
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 from nvr.ingest.events import SegmentClosed
+from nvr.log import fields
 from nvr.mp4.layout import keyframe_table, read_layout
 from nvr.segmenter.files import closed_path, fsync_and_hash, rename_durable
 from nvr.timeutil import ticks_to_us
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -82,4 +86,20 @@ def finalize_segment(
         width=facts.width,
         height=facts.height,
         keyframes=keyframe_table(layout),
+    )
+
+
+def log_closed(closed: SegmentClosed) -> None:
+    """The one INFO line for a segment made durable, whichever writer made it."""
+    log.info(
+        "segment closed %s",
+        fields(
+            camera=closed.camera_id,
+            segment=closed.path,
+            run=closed.run_id,
+            seq=closed.seq,
+            bytes=closed.bytes,
+            media_duration=closed.media_duration,
+            timescale=closed.timescale,
+        ),
     )

@@ -25,7 +25,12 @@ from nvr.errors import StorageError
 from nvr.ingest.events import SegmentClosed
 from nvr.log import fields
 from nvr.segmenter.files import make_dirs_durable, partial_path
-from nvr.segmenter.finalize import SegmentIdentity, TrackFacts, finalize_segment
+from nvr.segmenter.finalize import (
+    SegmentIdentity,
+    TrackFacts,
+    finalize_segment,
+    log_closed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -199,18 +204,7 @@ class SegmentWriter:
             raise StorageError(
                 f"cannot make segment {self.path} durable: {exc}"
             ) from exc
-        log.info(
-            "segment closed %s",
-            fields(
-                camera=closed.camera_id,
-                segment=closed.path,
-                run=closed.run_id,
-                seq=closed.seq,
-                bytes=closed.bytes,
-                media_duration=closed.media_duration,
-                timescale=closed.timescale,
-            ),
-        )
+        log_closed(closed)
         return closed
 
     def abandon(self) -> None:
